@@ -1,0 +1,33 @@
+# One command each: `make test` (the suite) and, later, `make bench` (the main job).
+# Both create .venv on first use and install acepy with what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+VENV_FLAGS ?=
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.acepy-installed
+PYTEST_ARGS ?=
+
+.PHONY: test install clean wheel
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+
+# torch==2.13.0 first, and only when the environment has no torch yet: otherwise pip would
+# resolve `torch` to the newest CUDA build (several GB) on a CPU machine. A user with a GPU build
+# of torch keeps it (create .venv with it, or use VENV_FLAGS=--system-site-packages).
+$(STAMP): $(VPY) pyproject.toml
+	$(VPY) -m pip install -q --upgrade pip "setuptools>=69" wheel
+	@$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+wheel: $(STAMP)
+	$(VPY) -m pip wheel --no-deps --no-build-isolation -w dist .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

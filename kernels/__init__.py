@@ -1,0 +1,40 @@
+"""acepy.kernels: array-in, array-out primitives with torch, Numba and Triton implementations.
+
+Nothing here knows about ACE files, species or ASE. Each primitive has one contract (its public
+function below) and three implementations (``reference/``, ``numba_cpu/``, ``triton_gpu/``),
+picked by :func:`resolve_backend`.
+"""
+
+from .backend import (
+    BACKENDS,
+    BackendUnavailableError,
+    available_backends,
+    resolve_backend,
+    triton_interpret,
+)
+from .chebyshev import chebyshev
+from .scatter import scatter_forces_virials, stress_from_virials
+from .segment import segment_sum
+from .sph_harm import lm_index, n_lm, spherical_harmonics
+from .spline import SplineGrid, SplineRangeError, SplineTable, build_spline_table, hermite_segments, spline_eval
+
+__all__ = [
+    "BACKENDS",
+    "BackendUnavailableError",
+    "SplineGrid",
+    "SplineRangeError",
+    "SplineTable",
+    "available_backends",
+    "build_spline_table",
+    "chebyshev",
+    "hermite_segments",
+    "lm_index",
+    "n_lm",
+    "resolve_backend",
+    "scatter_forces_virials",
+    "segment_sum",
+    "spherical_harmonics",
+    "spline_eval",
+    "stress_from_virials",
+    "triton_interpret",
+]
