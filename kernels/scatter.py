@@ -41,6 +41,11 @@ def scatter_forces_virials(
     virials = edge_grads.new_zeros((n_systems, 3, 3))
     if e == 0:
         return forces, virials
+    for name_, t, bound in (("centers", centers, n_atoms), ("neighbors", neighbors, n_atoms), ("edge_system", edge_system, n_systems)):
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi >= bound:
+            bad = int(torch.nonzero((t < 0) | (t >= bound))[0])
+            raise IndexError(f"{name_}[{bad}] = {int(t[bad])} is outside [0, {bound})")
     impl = implementation(name, "scatter")
     args = (centers.long(), neighbors.long(), edge_system.long(), int(n_atoms), int(n_systems))
     if name == "torch":

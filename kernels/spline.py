@@ -176,14 +176,14 @@ def spline_eval(
             i = int(torch.nonzero(bad_index)[0])
             raise IndexError(f"edge {i}: table index {int(table_index[i])} outside [0, {table.n_tables})")
         x = r.detach().double() * table.rscale[table_index]
-        bad = ~(x >= 1.0)
+        bad = ~((x >= 1.0) & torch.isfinite(x))
         if bool(bad.any()):
             i = int(torch.nonzero(bad)[0])
             t = int(table_index[i])
             first = 1.0 / float(table.rscale[t])
             raise SplineRangeError(
-                f"edge {i}: distance {float(r[i])!r} is below the first node {first:.6g} of spline "
-                f"table {t} (or not finite); {int(bad.sum())} edge(s) affected"
+                f"edge {i}: distance {float(r[i])!r}  is below the first node {first:.6g} of spline "
+                f"table {t} or not finite; {int(bad.sum())} edge(s) affected"
             )
     coeffs = table.coeffs if table.coeffs.dtype == r.dtype else table.coeffs.to(r.dtype)
     impl = implementation(name, "spline")

@@ -59,6 +59,16 @@ def test_empty_edges(backend):
     assert f.shape == (0, 3)
 
 
+def test_out_of_range_indices_are_named(backend):
+    d = device_for(backend)
+    g = torch.ones(3, 3, dtype=torch.float64, device=d)
+    ok = torch.tensor([0, 1, 2], device=d)
+    with pytest.raises(IndexError, match=r"neighbors\[2\] = 5"):
+        scatter_forces_virials(g, g, ok, torch.tensor([0, 1, 5], device=d), torch.zeros(3, dtype=torch.long, device=d), 3, 1, backend=backend)
+    with pytest.raises(IndexError, match="edge_system"):
+        scatter_forces_virials(g, g, ok, ok, torch.tensor([0, 0, -1], device=d), 3, 1, backend=backend)
+
+
 def periodic_edges(positions, cell, cutoff):
     """Brute-force full neighbour list with periodic images (i, j, shift), sorted by i."""
     n = len(positions)

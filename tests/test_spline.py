@@ -121,6 +121,8 @@ def test_zero_at_and_beyond_last_node_and_errors_below_first():
         spline_eval(table, torch.tensor([1.0, 0.0999, 0.05], dtype=torch.float64), torch.zeros(3, dtype=torch.long))
     with pytest.raises(SplineRangeError, match="edge 0"):
         spline_eval(table, torch.tensor([float("nan")], dtype=torch.float64), torch.zeros(1, dtype=torch.long))
+    with pytest.raises(SplineRangeError, match="edge 1"):
+        spline_eval(table, torch.tensor([1.0, float("inf")], dtype=torch.float64), torch.zeros(2, dtype=torch.long))
     with pytest.raises(IndexError, match="table index 3"):
         spline_eval(table, torch.tensor([1.0], dtype=torch.float64), torch.tensor([3]))
 
@@ -141,7 +143,7 @@ def test_backends_agree_with_reference(backend, dtype, e, k):
     rng = np.random.default_rng()
     device = device_for(backend)
     table, r, tab = _random_case(rng, e, k, dtype, device)
-    ref = spline_eval(table.to("cpu", torch.float64), r.cpu().double(), tab.cpu(), order=2, backend="torch")
+    ref = spline_eval(table.to("cpu", torch.float64), r.cpu().double(), tab.cpu(), order=2, backend="torch")  # r is already rounded
     for order in (0, 1, 2):
         out = spline_eval(table, r, tab, order=order, backend=backend)
         for q in range(3):

@@ -1,0 +1,43 @@
+"""Compile one kernel twice: a serial and a parallel variant, both cached on disk.
+
+Numba's on-disk cache names its files after the function's module, qualified name and line, and
+keys the entries by signature and CPU only, not by the ``parallel`` flag. Two dispatchers built
+from the same Python function would therefore share (and overwrite) one cache entry, and the
+parallel launcher could silently load the serial machine code. The parallel variant is thus
+compiled from a renamed copy of the function, which gets cache files of its own.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numba
+
+# Below this many work items the thread start-up costs more than it saves.
+PARALLEL_MIN_WORK = 4096
+
+
+def _renamed(fn, suffix: str):
+    """A copy of ``fn`` (same code and globals) whose qualified name ends with ``suffix``."""
+    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = fn.__qualname__ + suffix
+    clone.__module__ = fn.__module__
+    clone.__doc__ = fn.__doc__
+    return clone
+
+
+def compile_pair(fn):
+    """``(serial, parallel)`` dispatchers of ``fn``; ``numba.prange`` runs as ``range`` in the serial one."""
+    serial = numba.njit(cache=True, fastmath=False)(fn)
+    parallel = numba.njit(parallel=True, cache=True, fastmath=False)(_renamed(fn, "__parallel"))
+    return serial, parallel
+
+
+def use_parallel(work: int) -> bool:
+    """Whether a launch of ``work`` items should take the parallel variant."""
+    return work > PARALLEL_MIN_WORK and numba.get_num_threads() > 1
+
+
+def pick(pair, work: int):
+    """The variant of ``pair = (serial, parallel)`` for a launch of ``work`` items."""
+    return pair[1] if use_parallel(work) else pair[0]

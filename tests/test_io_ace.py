@@ -1,0 +1,166 @@
+"""Tests of the legacy `.ace` text reader: pyace agreement, equality with the derived `.yace`
+files (converted by load() + save_yaml()), layout details and malformed files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acepy.io import PotentialFileError, read_ace, read_potential, read_yace
+
+try:  # the pyace comparison lives beside the yace tests
+    from test_io_yace import assert_matches_pyace, assert_spec_equal
+except ImportError:  # pytest --import-mode=importlib does not put tests/ on sys.path
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("_test_io_yace", Path(__file__).with_name("test_io_yace.py"))
+    _mod = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_mod)
+    assert_matches_pyace, assert_spec_equal = _mod.assert_matches_pyace, _mod.assert_spec_equal
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+POT = SHARED / "reference" / "potentials"
+pytestmark = pytest.mark.skipif(not POT.is_dir(), reason="shared reference potentials not available")
+
+ACE_FILES = sorted(POT.glob("*.ace")) if POT.is_dir() else []
+RHOCORE = POT / "python-ace__tests__Al.pbe.rhocore.ace"
+RANK1 = POT / "python-ace__tests__Al.pbe.in-rank1.ace"
+CORE_REP = POT / "python-ace__tests__Al.pbe-in.rank3-core-rep.ace"
+
+
+def _derived(path: Path) -> Path:
+    return POT / "derived" / (path.stem + ".DERIVED.yace")
+
+
+def _ids(paths):
+    return [p.name for p in paths]
+
+
+@pytest.mark.parametrize("path", ACE_FILES, ids=_ids(ACE_FILES))
+def test_ace_matches_pyace(path):
+    spec = read_ace(path)
+    assert spec.radial_kind == "pace" and spec.inner_cutoff_type == "density"
+    assert spec.source == str(path)
+    assert_matches_pyace(spec, path)
+
+
+@pytest.mark.parametrize("path", ACE_FILES, ids=_ids(ACE_FILES))
+def test_ace_equals_derived_yace(path):
+    assert_spec_equal(read_potential(path), read_yace(_derived(path)))
+
+
+def test_crad_order_is_converted():
+    """The file lists crad k-outer, then n, then l; the spec holds [n][l][k]."""
+    text = RHOCORE.read_text()
+    tokens = text[text.index("crad=") + len("crad="): text.index("rankmax=")].split()
+    spec = read_ace(RHOCORE)
+    b = spec.bonds[(0, 0)]
+    nradbase, nradmax, lmax = 12, 4, 5
+    assert (b.nradbasemax, b.nradmax, b.lmax) == (nradbase, nradmax, lmax)
+    assert b.crad.shape == (nradmax, lmax + 1, nradbase)
+    assert len(tokens) == nradbase * nradmax * (lmax + 1)
+    t = 0
+    for k in range(nradbase):
+        for n in range(nradmax):
+            for l in range(lmax + 1):
+                assert b.crad[n, l, k] == float(tokens[t]), (n, l, k)
+                t += 1
+    assert b.crad[1, 0, 0] == -0.032251812048376162  # second line of the crad block
+
+
+def test_ace_details():
+    spec = read_ace(RANK1)
+    emb = spec.embeddings[0]
+    assert (emb.npoti, emb.ndensity, emb.fs_parameters.tolist()) == ("FinnisSinclairShiftedScaled", 2, [1, 1, 1, 0.5])
+    assert (emb.rho_core_cutoff, emb.drho_core_cutoff) == (100000.0, 250.0)
+    b = spec.bonds[(0, 0)]
+    assert b.crad.shape == (0, 1, 12) and spec.nradmax == 0 and spec.nradbase == 12
+    assert (b.rcut, b.dcut, b.rcut_in, b.dcut_in) == (8.7, 0.01, 0.0, 0.0)
+    assert spec.E0.tolist() == [0.0] and spec.delta_spline_bins == 0.001
+    assert [f.ns.tolist() for f in spec.functions[0]] == [[n] for n in range(1, 13)]
+    assert spec.functions[0][1].ctildes.tolist() == [[1527.528470746425455218, -13408.315757728185417363]]
+    core = read_ace(CORE_REP).bonds[(0, 0)]  # "core repulsion parameters:100.0..." has no blank
+    assert (core.prehc, core.lambdahc) == (100.0, 1.0)
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_leading_comments_and_optional_e0(tmp_path):
+    text = RHOCORE.read_text()
+    commented = _write(tmp_path, "c.ace", "# written by hand\n# nelements is below\n\n" + text)
+    assert_spec_equal(read_ace(commented), read_ace(RHOCORE))
+    with_e0 = text.replace("40.000000000000000000 20.000000000000000000\n",
+                           "40.000000000000000000 20.000000000000000000\nE0: -3.75\n")
+    spec = read_ace(_write(tmp_path, "e0.ace", with_e0))
+    assert spec.E0.tolist() == [-3.75]
+
+
+def test_missing_embedding_function(tmp_path):
+    """Without `embedding-function:` FinnisSinclair is assumed, but only for a linear embedding."""
+    text = RANK1.read_text().replace("embedding-function: FinnisSinclairShiftedScaled\n", "")
+    expect_error(_write(tmp_path, "nonlinear.ace", text), "line 5", "non-linear embedding")
+    linear = text.replace("1.000000 1.000000 1.000000 0.500000", "1.000000 1.000000 1.000000 1.000000")
+    assert read_ace(_write(tmp_path, "linear.ace", linear)).embeddings[0].npoti == "FinnisSinclair"
+
+
+def test_missing_file():
+    with pytest.raises(FileNotFoundError, match="no_such.ace"):
+        read_ace(POT / "no_such.ace")
+
+
+def expect_error(path, *fragments):
+    with pytest.raises(PotentialFileError) as info:
+        read_potential(path)
+    msg = str(info.value)
+    assert str(path) in msg, msg
+    for frag in fragments:
+        assert frag in msg, msg
+    return msg
+
+
+def test_truncated_ace(tmp_path):
+    text = CORE_REP.read_text()
+    lines = text.splitlines(keepends=True)
+    cut = _write(tmp_path, "cut.ace", "".join(lines[: len(lines) // 2]))
+    expect_error(cut, f"line {len(lines) // 2}", "end of file")
+    # a block cut short: the next label is read where a number belongs
+    row = "< 0 >:  0.372812438659619771  -1.179053218555629945 \n"
+    short = _write(tmp_path, "short.ace", RANK1.read_text().replace(row, "< 0 >:  0.372812438659619771\n"))
+    expect_error(short, "line 32", "ctilde: expected a number, got 'ctilde_basis_func:'")
+
+
+_RANK1_BREAKS = [
+    ("bad number", ("radparameter= 5.250000000000000000", "radparameter= 5.25.0"), ["line 15", "radparameter"]),
+    ("nan", ("< 0 >:  1527.528470746425455218", "< 0 >:  nan"), ["line 36", "non-finite"]),
+    ("missing label", ("deltaSplineBins=0.001", "deltaSplineBin=0.001"), ["line 13", "expected 'deltaSplineBins='"]),
+    ("ACE.jl.Basic", ("radbasename=ChebExpCos", "radbasename=ACE.jl.Basic"), ["line 9", "unsupported"]),
+    ("unknown radbase", ("radbasename=ChebExpCos", "radbasename=SBessel"), ["line 9", "unknown radbasename 'SBessel'"]),
+    ("multi-species", ("nelements=1\nelements: Al", "nelements=2\nelements: Al Ni"), ["line 1", "multi-species"]),
+    ("ndens mismatch", ("rank=1 ndens=2 mu0=0 mu=( 0 )\nn=( 3 )", "rank=1 ndens=1 mu0=0 mu=( 0 )\nn=( 3 )"),
+     ["line 37", "ndens = 1 but ndensitymax = 2"]),
+    ("n out of range", ("n=( 12 )", "n=( 13 )"), ["line 82", "ns [13] out of range 1..12"]),
+    ("FS count", ("4 FS parameters:  1.000000 1.000000 1.000000 0.500000", "2 FS parameters:  1.000000 1.000000"),
+     ["ndensitymax = 2 needs 4"]),
+    ("unknown npoti", ("embedding-function: FinnisSinclairShiftedScaled", "embedding-function: Foo"),
+     ["line 5", "unknown embedding-function 'Foo'"]),
+    ("trailing text", ("total_basis_size: 0 \n", "total_basis_size: 0 \nextra\n"), ["line 88", "unexpected text"]),
+    ("no nelements", ("nelements=1", "nelement=1"), ["no line starting with 'nelements='"]),
+]
+
+
+@pytest.mark.parametrize("change,fragments", [b[1:] for b in _RANK1_BREAKS], ids=[b[0] for b in _RANK1_BREAKS])
+def test_malformed_ace(tmp_path, change, fragments):
+    old, new = change
+    text = RANK1.read_text()
+    assert text.count(old) == 1, old
+    expect_error(_write(tmp_path, "broken.ace", text.replace(old, new)), *fragments)
+
+
+def test_rank_exceeding_rankmax(tmp_path):
+    text = RHOCORE.read_text().replace("rankmax=5", "rankmax=3")
+    expect_error(_write(tmp_path, "rankmax.ace", text), "exceeds rankmax = 3")
