@@ -27,7 +27,14 @@ from .backend import check_same_device, implementation, resolve_backend
 
 
 class SplineRangeError(ValueError):
-    """A distance lies below the first node of its spline table (PACE stops there too)."""
+    """A distance lies below the first node of its spline table (PACE stops there too).
+
+    ``edge`` is the index of the first offending edge, so that callers can name the atoms.
+    """
+
+    def __init__(self, edge: int, message: str):
+        super().__init__(message)
+        self.edge = edge
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,7 @@ def spline_eval(
             t = int(table_index[i])
             first = 1.0 / float(table.rscale[t])
             raise SplineRangeError(
+                i,
                 f"edge {i}: distance {float(r[i])!r}  is below the first node {first:.6g} of spline "
                 f"table {t} or not finite; {int(bad.sum())} edge(s) affected"
             )

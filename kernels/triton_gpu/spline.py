@@ -33,8 +33,9 @@ def _spline_kernel(
     nf = tl.floor(x)
     t = (x - nf).to(r.dtype)
     s = s64.to(r.dtype)
-    # segments n >= nlut are zero; compare in floating point so a huge x never overflows int64
-    inside = nf < nlut.to(tl.float64)
+    # segments n >= nlut are zero; compare in floating point so a huge x never overflows int64,
+    # and as not(n >= nlut) so that a NaN distance gives NaN (as the reference) rather than 0
+    inside = ~(nf >= nlut.to(tl.float64))
     # clamp into [0, S-1] before the integer cast (a NaN fails both tests and lands on 0)
     nc = tl.where(nf > 0.0, nf, 0.0)
     nc = tl.where(nc < S - 1, nc, S - 1)
@@ -69,7 +70,8 @@ def spline_eval(coeffs, rscale, nlut, r, table_index, order: int):
     df = torch.empty_like(f) if order >= 1 else None
     d2f = torch.empty_like(f) if order >= 2 else None
     block_k = min(triton.next_power_of_2(k), 64)
-    block_e = max(16, 2048 // block_k)  # about 2048 elements per tile
+    # 512-element tiles: about 60 registers on sm_90 (2048 needed ~230, for int64 gather addresses)
+    block_e = 512 // block_k
     grid = (triton.cdiv(e, block_e), triton.cdiv(k, block_k))
     _spline_kernel[grid](
         coeffs, rscale, nlut, r, table_index,

@@ -1,0 +1,189 @@
+"""A batch of atomic structures as flat torch tensors.
+
+Atoms of all structures are concatenated: ``positions (N, 3)``, ``numbers (N,)`` and
+``system_idx (N,)`` (sorted, the structure each atom belongs to); per-structure data is stacked:
+``cell (B, 3, 3)`` (rows are the cell vectors, ASE's ``atoms.cell[:]``) and ``pbc (B, 3)``.
+A structure with 0 atoms keeps its slot in ``B`` so that outputs line up with the input list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+# A set of periodic cell vectors is treated as singular when the volume they span, divided by the
+# product of their lengths (a number in [0, 1], 1 for orthogonal vectors), is below this.
+_SINGULAR_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class Batch:
+    positions: torch.Tensor  # (N, 3) float
+    numbers: torch.Tensor  # (N,) int64 atomic numbers
+    cell: torch.Tensor  # (B, 3, 3) float, rows are cell vectors
+    pbc: torch.Tensor  # (B, 3) bool
+    system_idx: torch.Tensor  # (N,) int64, sorted
+    # (B + 1,) first atom of each structure; derived from system_idx in __post_init__.
+    atom_offsets: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self):
+        # Shape and dtype checks only: they never read values, so they cost no device sync.
+        p, nums, cell, pbc, sidx = self.positions, self.numbers, self.cell, self.pbc, self.system_idx
+        if p.ndim != 2 or p.shape[1] != 3 or not p.is_floating_point():
+            raise ValueError(f"positions must be a floating (N, 3) tensor, got {p.dtype} {tuple(p.shape)}")
+        n = p.shape[0]
+        if nums.shape != (n,):
+            raise ValueError(f"numbers must have shape ({n},) to match positions {tuple(p.shape)}, got {tuple(nums.shape)}")
+        if sidx.shape != (n,):
+            raise ValueError(f"system_idx must have shape ({n},) to match positions {tuple(p.shape)}, got {tuple(sidx.shape)}")
+        if nums.dtype != torch.int64 or sidx.dtype != torch.int64:
+            raise ValueError(f"numbers and system_idx must be int64, got {nums.dtype} and {sidx.dtype}")
+        if cell.ndim != 3 or cell.shape[1:] != (3, 3) or cell.dtype != p.dtype:
+            raise ValueError(f"cell must be (B, 3, 3) with the positions' dtype {p.dtype}, got {cell.dtype} {tuple(cell.shape)}")
+        if pbc.shape != (cell.shape[0], 3) or pbc.dtype != torch.bool:
+            raise ValueError(f"pbc must be a bool (B, 3) tensor with B={cell.shape[0]}, got {pbc.dtype} {tuple(pbc.shape)}")
+        devices = {t.device for t in (p, nums, cell, pbc, sidx)}
+        if len(devices) != 1:
+            raise ValueError(f"all batch tensors must be on one device, got {sorted(map(str, devices))}")
+        counts = torch.bincount(sidx, minlength=cell.shape[0]) if n else sidx.new_zeros(cell.shape[0])
+        offsets = torch.zeros(cell.shape[0] + 1, dtype=torch.int64, device=p.device)
+        offsets[1:] = torch.cumsum(counts, 0)
+        object.__setattr__(self, "atom_offsets", offsets)
+
+    @property
+    def n_atoms(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def n_systems(self) -> int:
+        return self.cell.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.positions.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.positions.dtype
+
+    def volumes(self) -> torch.Tensor:
+        """``|det(cell)|`` per structure, (B,), differentiable w.r.t. the cell.
+
+        It is 0 for a cell with a zero (non-periodic) vector: callers that divide by it (stress)
+        decide what a non-periodic structure means for them.
+        """
+        return torch.linalg.det(self.cell).abs()
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> "Batch":
+        """A copy on ``device`` with floating tensors in ``dtype`` (integers and pbc keep theirs)."""
+        device = self.device if device is None else torch.device(device)
+        dtype = self.dtype if dtype is None else dtype
+        return Batch(
+            positions=self.positions.to(device=device, dtype=dtype),
+            numbers=self.numbers.to(device),
+            cell=self.cell.to(device=device, dtype=dtype),
+            pbc=self.pbc.to(device),
+            system_idx=self.system_idx.to(device),
+        )
+
+    def validate(self) -> "Batch":
+        """Check values (not just shapes); raise ``ValueError`` naming the structure and atom.
+
+        Checks: ``system_idx`` sorted and in range, finite positions and cells, and for periodic
+        directions non-zero, linearly independent cell vectors. Non-periodic directions may have
+        any (even zero) cell vector: no shift is ever taken along them. Returns ``self``.
+        """
+        sidx = self.system_idx.detach().cpu()
+        b_count = self.n_systems
+        if sidx.numel():
+            if bool((sidx[1:] < sidx[:-1]).any()):
+                k = int(torch.nonzero(sidx[1:] < sidx[:-1])[0]) + 1
+                raise ValueError(f"system_idx must be sorted: atom {k} has system {int(sidx[k])} after {int(sidx[k - 1])}")
+            if int(sidx[0]) < 0 or int(sidx[-1]) >= b_count:
+                raise ValueError(f"system_idx values must lie in [0, {b_count}), got [{int(sidx[0])}, {int(sidx[-1])}]")
+
+        pos = self.positions.detach().cpu()
+        bad = ~torch.isfinite(pos).all(dim=1)
+        if bool(bad.any()):
+            k = int(torch.nonzero(bad)[0])
+            b = int(sidx[k])
+            local = k - int(self.atom_offsets[b])
+            raise ValueError(f"structure {b}, atom {local}: position is not finite {tuple(pos[k].tolist())}")
+
+        cell = self.cell.detach().cpu().double()
+        pbc = self.pbc.detach().cpu()
+        bad = ~torch.isfinite(cell).flatten(1).all(dim=1)
+        if bool(bad.any()):
+            b = int(torch.nonzero(bad)[0])
+            raise ValueError(f"structure {b}: the cell is not finite {cell[b].tolist()}")
+        _check_periodic_vectors(cell, pbc)
+        return self
+
+
+def _pbc_text(row) -> str:
+    return "(" + ", ".join(str(bool(x)) for x in row) + ")"
+
+
+def _check_periodic_vectors(cell: torch.Tensor, pbc: torch.Tensor) -> None:
+    """Periodic cell vectors must be non-zero and span a non-degenerate lattice.
+
+    Vectorised over structures: the Gram matrix of the unit periodic vectors, with non-periodic
+    rows and columns replaced by the identity, has determinant (normalised volume)^2 of the
+    periodic vectors alone.
+    """
+    lengths = cell.norm(dim=2)  # (B, 3)
+    zero = pbc & (lengths == 0)
+    if bool(zero.any()):
+        b, k = (int(x) for x in torch.nonzero(zero)[0])
+        raise ValueError(
+            f"structure {b}: the cell is singular (volume 0) but pbc is {_pbc_text(pbc[b])}: "
+            f"cell vector {k} is zero along a periodic direction"
+        )
+    unit = cell / lengths.clamp_min(1e-300).unsqueeze(-1)
+    unit = torch.where(pbc.unsqueeze(-1), unit, torch.zeros_like(unit))
+    gram = unit @ unit.transpose(1, 2)
+    gram = gram + torch.diag_embed((~pbc).double())
+    normalized_volume = torch.linalg.det(gram).clamp_min(0).sqrt()
+    singular = pbc.any(dim=1) & (normalized_volume < _SINGULAR_TOL)
+    if bool(singular.any()):
+        b = int(torch.nonzero(singular)[0])
+        raise ValueError(
+            f"structure {b}: the cell is singular (volume 0) but pbc is {_pbc_text(pbc[b])}: "
+            f"the periodic cell vectors {cell[b][pbc[b]].tolist()} are linearly dependent"
+        )
+
+
+def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.float64) -> Batch:
+    """A validated :class:`Batch` from one ``ase.Atoms`` or a sequence of them."""
+    import ase  # ASE is needed only here, at the boundary
+
+    structures: Sequence = [atoms_or_list] if isinstance(atoms_or_list, ase.Atoms) else list(atoms_or_list)
+    if not structures:
+        raise ValueError("batch_from_atoms needs at least one structure")
+    for b, atoms in enumerate(structures):
+        if not isinstance(atoms, ase.Atoms):
+            raise TypeError(f"structure {b}: expected ase.Atoms, got {type(atoms).__name__}")
+        n_pos, n_num = len(atoms.positions), len(atoms.numbers)
+        if n_pos != n_num:
+            raise ValueError(f"structure {b}: {n_num} atomic numbers for {n_pos} positions")
+
+    positions = np.concatenate([np.asarray(a.positions, dtype=np.float64).reshape(-1, 3) for a in structures])
+    numbers = np.concatenate([np.asarray(a.numbers, dtype=np.int64).reshape(-1) for a in structures])
+    counts = [len(a) for a in structures]
+    system_idx = np.repeat(np.arange(len(structures), dtype=np.int64), counts)
+    cell = np.stack([np.asarray(a.cell[:], dtype=np.float64) for a in structures])
+    pbc = np.stack([np.asarray(a.pbc, dtype=bool) for a in structures])
+
+    # Validate in float64 before any cast, so that a float32 request cannot hide the error site.
+    batch = Batch(
+        positions=torch.from_numpy(positions),
+        numbers=torch.from_numpy(numbers),
+        cell=torch.from_numpy(cell),
+        pbc=torch.from_numpy(pbc),
+        system_idx=torch.from_numpy(system_idx),
+    ).validate()
+    return batch.to(device, dtype)
+

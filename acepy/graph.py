@@ -1,0 +1,336 @@
+"""Neighbour graphs of a batch, and the per-cutoff graph cache.
+
+An edge ``(i, j, S)`` stands for the vector ``r_ij = x_j - x_i + S @ cell[b]`` where ``b`` is the
+structure of both atoms and ``S`` an integer cell shift (zero along non-periodic directions). Lists
+are full (both ``(i, j, S)`` and ``(j, i, -S)``), contain no self-pair with zero shift, and hold
+exactly the pairs with ``|r_ij| < cutoff`` as computed by :func:`edge_vectors` in the batch's dtype
+(PACE's test is ``r < rcut``). Edges are sorted by ``(i, j, S)``, so the order is deterministic and
+``offsets`` is the CSR index by centre.
+
+A graph holds integer indices only, never coordinates: the same graph serves every geometry close
+enough to the one it was searched for, and the vectors are recomputed (with autograd if wanted)
+from the positions and cell by :func:`edge_vectors`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+from vesin import NeighborList
+
+from .batch import Batch
+
+
+@dataclass
+class Graph:
+    centers: torch.Tensor  # (E,) int64, sorted
+    neighbors: torch.Tensor  # (E,) int64
+    # (E, 3) int64 cell shifts. Integers, so one graph serves float32 and float64 alike;
+    # edge_vectors casts them to the positions' dtype (exact for any realistic shift).
+    shifts: torch.Tensor
+    edge_system: torch.Tensor  # (E,) int64, structure of each edge (sorted, since centers are)
+    offsets: torch.Tensor  # (N + 1,) int64, edges of centre i are offsets[i]:offsets[i + 1]
+    cutoff: float
+    n_atoms: int
+    n_systems: int
+
+    @property
+    def n_edges(self) -> int:
+        return self.centers.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.centers.device
+
+    def to(self, device) -> "Graph":
+        return Graph(
+            centers=self.centers.to(device),
+            neighbors=self.neighbors.to(device),
+            shifts=self.shifts.to(device),
+            edge_system=self.edge_system.to(device),
+            offsets=self.offsets.to(device),
+            cutoff=self.cutoff,
+            n_atoms=self.n_atoms,
+            n_systems=self.n_systems,
+        )
+
+    def select(self, keep: torch.Tensor, cutoff: float) -> "Graph":
+        """The sub-graph of the edges where ``keep`` (E,) is true, in the same order."""
+        # One nonzero and four index_selects: much faster than four boolean-mask gathers.
+        idx = torch.nonzero(keep).squeeze(1)
+        centers = self.centers.index_select(0, idx)
+        return Graph(
+            centers=centers,
+            neighbors=self.neighbors.index_select(0, idx),
+            shifts=self.shifts.index_select(0, idx),
+            edge_system=self.edge_system.index_select(0, idx),
+            offsets=_csr_offsets(centers, self.n_atoms),
+            cutoff=float(cutoff),
+            n_atoms=self.n_atoms,
+            n_systems=self.n_systems,
+        )
+
+
+def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, graph: Graph) -> torch.Tensor:
+    """``r_ij = x_j - x_i + S @ cell[b]`` (E, 3), differentiable w.r.t. positions and cell.
+
+    The exact path gets forces and stress by autograd through this function (the cell gradient
+    is what makes the virial), so it is plain torch indexing and arithmetic.
+    """
+    # index_select rather than fancy indexing: same autograd, a good deal faster on the CPU.
+    shifts = graph.shifts.to(positions.dtype)
+    lattice = torch.einsum("ek,ekl->el", shifts, cell.index_select(0, graph.edge_system))
+    return positions.index_select(0, graph.neighbors) - positions.index_select(0, graph.centers) + lattice
+
+
+def edge_distances(positions: torch.Tensor, cell: torch.Tensor, graph: Graph) -> torch.Tensor:
+    """``|r_ij|`` (E,). Differentiable, but the gradient is NaN for a zero-length edge."""
+    return edge_vectors(positions, cell, graph).norm(dim=1)
+
+
+def filter_graph(graph: Graph, vectors_or_distances: torch.Tensor, cutoff: float) -> Graph:
+    """The view of ``graph`` keeping edges with ``|r_ij| < cutoff``, in the same (CSR) order.
+
+    The second argument is either the graph's edge vectors (E, 3), from :func:`edge_vectors`,
+    or their norms (E,): a caller filtering several cutoffs computes the norms once.
+    """
+    e = graph.n_edges
+    x = vectors_or_distances.detach()
+    if x.shape == (e, 3):
+        distances = x.norm(dim=1)
+    elif x.shape == (e,):
+        distances = x
+    else:
+        raise ValueError(f"expected edge vectors ({e}, 3) or distances ({e},) for this graph, got {tuple(x.shape)}")
+    _check_cutoff(cutoff)
+    if cutoff > graph.cutoff:
+        raise ValueError(f"cannot filter a graph built at cutoff {graph.cutoff} to a larger cutoff {cutoff}")
+    return graph.select(distances < cutoff, cutoff)
+
+
+def neighbor_graph(batch: Batch, cutoff: float) -> Graph:
+    """All pairs with ``|r_ij| < cutoff`` in every structure of ``batch`` (see module docstring).
+
+    One vesin search per structure, stitched into one CSR list with global atom indices. The
+    search runs on the CPU whatever the batch's device and the result is moved back to it (vesin
+    has a CUDA path; wiring it in is later work).
+    """
+    _check_cutoff(cutoff)
+    cpu = batch.to("cpu").validate()
+    positions = cpu.positions.detach()
+    cell = cpu.cell.detach()
+    pos64 = positions.double().numpy()
+    cell64 = cell.double().numpy()
+    pbc = cpu.pbc.numpy()
+    starts = cpu.atom_offsets.tolist()
+
+    # Search slightly beyond the cutoff so that vesin's own float64 distance test can never drop
+    # a pair that ours (in the batch's dtype, from unwrapped positions) keeps: the final
+    # ``r < cutoff`` test below is the only one that decides.
+    search = NeighborList(cutoff=cutoff + _rounding_pad(positions, cell, cutoff), full_list=True)
+    pieces = []
+    for b in range(batch.n_systems):
+        lo, hi = starts[b], starts[b + 1]
+        if hi - lo == 0:
+            continue
+        i, j, s = search.compute(pos64[lo:hi], _search_box(cell64[b], pbc[b]), periodic=pbc[b], quantities="ijS")
+        if len(i):
+            pieces.append((i.astype(np.int64) + lo, j.astype(np.int64) + lo, s.astype(np.int64), b))
+
+    if pieces:
+        i = np.concatenate([p[0] for p in pieces])
+        j = np.concatenate([p[1] for p in pieces])
+        s = np.concatenate([p[2] for p in pieces])
+        sys_ = np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in pieces])
+        # vesin's order depends on its algorithm and threads: sort by (i, j, S) for determinism.
+        order = _lexicographic_order(i, j, s, batch.n_atoms)
+        i, j, s, sys_ = i[order], j[order], s[order], sys_[order]
+    else:
+        i = j = sys_ = np.zeros(0, dtype=np.int64)
+        s = np.zeros((0, 3), dtype=np.int64)
+
+    centers = torch.from_numpy(i)
+    superset = Graph(
+        centers=centers,
+        neighbors=torch.from_numpy(j),
+        shifts=torch.from_numpy(s),
+        edge_system=torch.from_numpy(sys_),
+        offsets=_csr_offsets(centers, batch.n_atoms),
+        cutoff=float(cutoff),
+        n_atoms=batch.n_atoms,
+        n_systems=batch.n_systems,
+    )
+    keep = edge_vectors(positions, cell, superset).norm(dim=1) < cutoff
+    # vesin never returns an atom paired with itself at zero shift; guard anyway, cheaply.
+    self_pairs = torch.nonzero(superset.centers == superset.neighbors).squeeze(1)
+    zero_shift = (superset.shifts.index_select(0, self_pairs) == 0).all(dim=1)
+    keep[self_pairs[zero_shift]] = False
+    return superset.select(keep, cutoff).to(batch.device)
+
+
+class GraphCache:
+    """One neighbour search per geometry for a stack of components with different cutoffs.
+
+    ``cutoffs`` are the components' cutoffs (``None`` for a component that needs no graph).
+    :meth:`graphs` returns one graph per distinct cutoff: a single search at the largest cutoff
+    (plus ``skin``), and for every other cutoff a view filtered from it, made once per search.
+
+    - ``skin == 0``: the graphs are reused while positions, cell, pbc, numbers and system_idx are
+      exactly equal to those of the last call.
+    - ``skin > 0``: the search is reused while cell, pbc, numbers and system_idx are unchanged and
+      no atom has moved more than ``skin / 2`` since the search (then every pair now closer than
+      the largest cutoff was closer than cutoff + skin then). The views are refiltered from the
+      search each call whose positions changed, since distances did.
+
+    ``n_searches`` and ``n_views`` count neighbour searches and filtered views since the last
+    :meth:`reset_counters`, so tests can assert "one search per call".
+    """
+
+    def __init__(self, cutoffs: Iterable[float | None], skin: float = 0.0):
+        distinct = sorted({float(c) for c in cutoffs if c is not None})
+        for c in distinct:
+            _check_cutoff(c)
+        skin = float(skin)
+        if not (skin >= 0.0 and np.isfinite(skin)):
+            raise ValueError(f"skin must be a finite number >= 0, got {skin}")
+        self.cutoffs = distinct
+        self.skin = skin
+        self.reset_counters()
+        self.invalidate()
+
+    def reset_counters(self) -> None:
+        self.n_searches = 0
+        self.n_views = 0
+
+    def invalidate(self) -> None:
+        """Forget the cached search and views: the next call searches."""
+        self._search: Graph | None = None
+        self._search_positions: torch.Tensor | None = None  # positions at the search (skin test)
+        self._topology: tuple | None = None  # cell, pbc, numbers, system_idx at the search
+        self._positions: torch.Tensor | None = None  # positions the views were filtered for
+        self._views: dict[float, Graph] = {}
+
+    def graphs(self, batch: Batch) -> dict[float, Graph]:
+        """``{cutoff: Graph}`` for every distinct cutoff, valid for ``batch``'s geometry."""
+        if not self.cutoffs:
+            return {}
+        positions = batch.positions.detach()
+        topology = (batch.cell.detach(), batch.pbc, batch.numbers, batch.system_idx)
+
+        if self._search is not None and _all_equal(topology, self._topology):
+            if _equal(positions, self._positions):
+                return dict(self._views)
+            if self.skin > 0 and self._within_skin(positions):
+                self._make_views(batch)
+                return dict(self._views)
+
+        self._search = neighbor_graph(batch, self.cutoffs[-1] + self.skin)
+        self.n_searches += 1
+        self._search_positions = positions.clone()
+        self._topology = tuple(t.clone() for t in topology)
+        self._make_views(batch)
+        return dict(self._views)
+
+    def _within_skin(self, positions: torch.Tensor) -> bool:
+        # Same system_idx, so same shape; a structure without atoms has nothing to move.
+        if positions.numel() == 0:
+            return True
+        moved = (positions - self._search_positions).norm(dim=1).max()
+        return bool(moved <= 0.5 * self.skin)
+
+    def _make_views(self, batch: Batch) -> None:
+        search = self._search
+        views: dict[float, Graph] = {}
+        distances = None
+        for c in self.cutoffs:
+            if c == search.cutoff:
+                views[c] = search  # the search itself is the largest cutoff's graph (skin == 0)
+                continue
+            if distances is None:
+                distances = edge_distances(batch.positions.detach(), batch.cell.detach(), search)
+            views[c] = filter_graph(search, distances, c)
+            self.n_views += 1
+        self._views = views
+        self._positions = batch.positions.detach().clone()
+
+
+def _equal(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    """Exact equality, including shape, dtype and device (a moved batch is a new batch)."""
+    if a is None or b is None:
+        return False
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and bool(torch.equal(a, b))
+
+
+def _all_equal(xs, ys) -> bool:
+    return ys is not None and all(_equal(x, y) for x, y in zip(xs, ys))
+
+
+def _check_cutoff(cutoff: float) -> None:
+    if isinstance(cutoff, bool) or not (isinstance(cutoff, numbers.Real) and np.isfinite(cutoff) and cutoff > 0):
+        raise ValueError(f"cutoff must be a finite number > 0, got {cutoff!r}")
+
+
+def _csr_offsets(centers: torch.Tensor, n_atoms: int) -> torch.Tensor:
+    """CSR offsets of sorted ``centers``: the first edge of each atom, then the edge count."""
+    atoms = torch.arange(n_atoms + 1, dtype=centers.dtype, device=centers.device)
+    return torch.searchsorted(centers, atoms)
+
+
+def _lexicographic_order(i: np.ndarray, j: np.ndarray, s: np.ndarray, n_atoms: int) -> np.ndarray:
+    """The permutation sorting edges by (i, j, S0, S1, S2).
+
+    Packing the five keys into one int64 and sorting that is several times faster than
+    ``np.lexsort``; the packed key needs N^2 (2m+1)^3 < 2^63 (m the largest |shift|), so huge
+    batches with huge shifts fall back to lexsort.
+    """
+    m = int(np.abs(s).max()) if len(s) else 0
+    width = 2 * m + 1
+    if float(n_atoms) ** 2 * float(width) ** 3 < 2.0**62:
+        key = i * n_atoms + j
+        for k in range(3):
+            key = key * width + (s[:, k] + m)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
+
+
+def _rounding_pad(positions: torch.Tensor, cell: torch.Tensor, cutoff: float) -> float:
+    """A bound on the rounding error of |r_ij| computed in the positions' dtype.
+
+    ``x_j - x_i + S @ cell`` adds terms as large as the coordinates and the cell, so the error
+    scales with them, not with r.
+    """
+    eps = torch.finfo(positions.dtype).eps
+    scale = cutoff
+    if positions.numel():
+        scale += 2 * float(positions.abs().max())
+    if cell.numel():
+        scale += 3 * float(cell.norm(dim=2).max())
+    return 16 * eps * scale
+
+
+def _search_box(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """The box handed to vesin: the cell, with non-periodic rows replaced by unit vectors
+    orthogonal to the periodic ones.
+
+    No shift is ever taken along a non-periodic direction, so those rows never enter ``r_ij``;
+    ASE lets them be zero (slabs, clusters) or anything at all. vesin 0.6.2 copes with zero and
+    degenerate non-periodic rows (and refuses only a singular *periodic* box), but its docs do not
+    promise it; an invertible box costs nothing and keeps us safe across vesin versions.
+    """
+    if pbc.all():
+        return cell
+    box = np.zeros((3, 3))
+    periodic = cell[pbc]
+    if len(periodic):
+        # The last right-singular vectors of the periodic rows span their orthogonal complement.
+        _, _, vt = np.linalg.svd(periodic)
+        complement = vt[len(periodic):]
+    else:
+        complement = np.eye(3)
+    box[pbc] = periodic
+    box[~pbc] = complement
+    return box

@@ -1,0 +1,1 @@
+"""Model components (one-body, pair, ACE) and the stack that sums them."""

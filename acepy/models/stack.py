@@ -1,0 +1,96 @@
+"""A stack of components summed into energies, forces and stresses for a batch of structures.
+
+Each graph component returns per-atom energies from the edges of its graph; the per-edge
+gradients g_ij = dE/dr_ij then go through one scatter per graph into forces (F_i += g, F_j -= g)
+and virials (-sum r (x) g), and stress = -virial / volume (ACE_SPEC.md 2.13, DESIGN.md).
+
+Today every component runs the exact path (torch reference kernels, per-edge gradients by
+autograd on the edge vectors): twice differentiable and the oracle for the fast Numba/Triton
+path, which is the next step of the evaluation issue.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from acepy.batch import Batch, batch_from_atoms
+from acepy.graph import GraphCache, edge_vectors
+from acepy.kernels import BackendUnavailableError, scatter_forces_virials
+
+
+class Stack:
+    """Sum of components sharing one species map and one per-cutoff graph cache."""
+
+    def __init__(self, components: Sequence, elements: Sequence[str], dtype=torch.float64, device="cpu",
+                 backend: str | None = None, skin: float = 0.0):
+        if backend not in (None, "torch"):
+            raise BackendUnavailableError(
+                f"backend {backend!r}: the models run on the exact torch path for now; the Numba/Triton "
+                "fast path of the models is not built yet (use backend=None or 'torch')"
+            )
+        self.components = list(components)
+        self.elements = list(elements)
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.backend = "torch"
+        self.graph_cache = GraphCache([c.cutoff for c in self.components], skin=skin)
+        self._species_map = next((c for c in self.components if hasattr(c, "species_of")), None)
+
+    @property
+    def cutoff(self) -> float:
+        cuts = [c.cutoff for c in self.components if c.cutoff is not None]
+        return max(cuts) if cuts else 0.0
+
+    def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
+        return self._species_map.species_of(numbers)
+
+    def evaluate(self, structures, compute_forces: bool = True, compute_stress: bool | None = None) -> dict:
+        """Energies, forces and stresses of one ``ase.Atoms``, a list of them, or a :class:`Batch`.
+
+        Returns a dict of tensors: ``energy (B,)``, ``energies (N,)``, ``forces (N, 3)``,
+        ``virials (B, 3, 3)``, ``stress (B, 3, 3)`` (ASE sign) and ``system_idx (N,)``. Stress is
+        computed when every structure has a cell of non-zero volume (``compute_stress=None``), or
+        on request, which raises for a structure without one.
+        """
+        batch = structures if isinstance(structures, Batch) else batch_from_atoms(structures, self.device, self.dtype)
+        batch = batch.to(self.device, self.dtype)
+        volumes = batch.volumes().abs()
+        if compute_stress is None:
+            compute_stress = bool((volumes > 0).all()) and batch.n_systems > 0
+        elif compute_stress and bool((volumes <= 0).any()):
+            b = int(torch.nonzero(volumes <= 0)[0])
+            raise ValueError(f"structure {b}: stress needs a cell of non-zero volume")
+        species = self.species_of(batch.numbers)
+        n, b = batch.n_atoms, batch.n_systems
+        energies = torch.zeros(n, dtype=self.dtype, device=self.device)
+        forces = torch.zeros((n, 3), dtype=self.dtype, device=self.device)
+        virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
+        graphs = self.graph_cache.graphs(batch)
+        for comp in self.components:
+            if comp.cutoff is None:
+                energies = energies + comp.site_energies(species)
+                continue
+            graph = graphs[comp.cutoff]
+            need_grad = compute_forces or compute_stress
+            vectors = edge_vectors(batch.positions, batch.cell, graph).detach().requires_grad_(need_grad)
+            with torch.enable_grad():
+                e_i = comp.site_energies(species, graph.centers, graph.neighbors, vectors, backend=self.backend)
+                if need_grad and vectors.shape[0] > 0 and e_i.requires_grad:
+                    (g,) = torch.autograd.grad(e_i.sum(), vectors)
+                else:
+                    g = torch.zeros_like(vectors)
+            energies = energies + e_i.detach()
+            if need_grad:
+                f, v = scatter_forces_virials(g, vectors.detach(), graph.centers, graph.neighbors, graph.edge_system,
+                                              n, b, backend=self.backend)
+                forces, virials = forces + f, virials + v
+        energy = torch.zeros(b, dtype=self.dtype, device=self.device).index_add(0, batch.system_idx, energies)
+        out = {"energy": energy, "energies": energies, "system_idx": batch.system_idx}
+        if compute_forces:
+            out["forces"] = forces
+        if compute_stress:
+            out["virials"] = virials
+            out["stress"] = -virials / volumes.reshape(-1, 1, 1)
+        return out
