@@ -16,7 +16,7 @@ $(VPY):
 # resolve `torch` to the newest CUDA build (several GB) on a CPU machine. A user with a GPU build
 # of torch keeps it (create .venv with it, or use VENV_FLAGS=--system-site-packages).
 $(STAMP): $(VPY) pyproject.toml
-	$(VPY) -m pip install -q --upgrade pip "setuptools>=69" wheel
+	$(VPY) -m pip install -q --upgrade pip "setuptools>=77" wheel
 	@$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -e ".[test]"
 	@touch $(STAMP)
