@@ -190,7 +190,7 @@ def spline_eval(
             first = 1.0 / float(table.rscale[t])
             raise SplineRangeError(
                 i,
-                f"edge {i}: distance {float(r[i])!r}  is below the first node {first:.6g} of spline "
+                f"edge {i}: distance {float(r[i].detach())!r} is below the first node {first:.6g} of spline "
                 f"table {t} or not finite; {int(bad.sum())} edge(s) affected"
             )
     coeffs = table.coeffs if table.coeffs.dtype == r.dtype else table.coeffs.to(r.dtype)

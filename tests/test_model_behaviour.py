@@ -1,0 +1,108 @@
+"""Model-level behaviour on the exact path: finite differences, invariances, batches, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+import acepy
+from acepy.models.ace import TooCloseError
+
+POT = Path(__file__).resolve().parents[2] / "shared/reference/potentials/python-ace__tests__Al-Ni_opt_all.yace"
+pytestmark = pytest.mark.skipif(not POT.exists(), reason="shared reference material not present")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return acepy.load(POT)
+
+
+def alni(rng, repeat=(2, 1, 1)):
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True).repeat(repeat)
+    atoms.set_cell(atoms.cell[:] + rng.normal(scale=0.1, size=(3, 3)), scale_atoms=True)
+    atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
+    atoms.set_chemical_symbols(rng.choice(["Al", "Ni"], len(atoms)).tolist())
+    return atoms
+
+
+def test_forces_and_stress_match_finite_differences(model):
+    rng = np.random.default_rng()
+    atoms = alni(rng)
+    out = model.evaluate(atoms)
+    h = 1e-5
+    for i, a in [(0, 0), (3, 2), (5, 1)]:
+        p, m = atoms.copy(), atoms.copy()
+        p.positions[i, a] += h
+        m.positions[i, a] -= h
+        fd = -(float(model.evaluate(p)["energy"][0]) - float(model.evaluate(m)["energy"][0])) / (2 * h)
+        assert float(out["forces"][i, a]) == pytest.approx(fd, abs=1e-6)
+    volume = atoms.get_volume()
+    for a, b in [(0, 0), (1, 2)]:
+        eps = np.zeros((3, 3))
+        eps[a, b] = eps[b, a] = h / 2 if a != b else h
+        energies = []
+        for sign in (1, -1):
+            x = atoms.copy()
+            x.set_cell(atoms.cell[:] @ (np.eye(3) + sign * eps), scale_atoms=True)
+            energies.append(float(model.evaluate(x)["energy"][0]))
+        fd = (energies[0] - energies[1]) / (2 * h) / volume
+        assert float(out["stress"][0, a, b]) == pytest.approx(fd, abs=1e-7)
+
+
+def test_invariances_and_batch_equals_singles(model):
+    rng = np.random.default_rng()
+    atoms = alni(rng)
+    ref = model.evaluate(atoms)
+    moved = atoms.copy()
+    moved.rotate(37, (1, 2, 3), rotate_cell=True)
+    moved.translate((0.3, -1.2, 5.0))
+    moved.positions[2] += moved.cell[0]  # a lattice shift of one atom
+    out = model.evaluate(moved)
+    assert float(out["energy"][0]) == pytest.approx(float(ref["energy"][0]), abs=1e-9)
+    perm = rng.permutation(len(atoms))
+    out = model.evaluate(atoms[perm])
+    np.testing.assert_allclose(out["forces"].numpy(), ref["forces"].numpy()[perm], atol=1e-10)
+    others = [alni(rng, (1, 1, 1)), alni(rng, (1, 2, 1))]
+    batch = model.evaluate([atoms] + others)
+    start = 0
+    for k, s in enumerate([atoms] + others):
+        single = model.evaluate(s)
+        assert float(batch["energy"][k]) == pytest.approx(float(single["energy"][0]), abs=1e-9)
+        np.testing.assert_allclose(batch["forces"][start:start + len(s)].numpy(), single["forces"].numpy(), atol=1e-10)
+        np.testing.assert_allclose(batch["stress"][k].numpy(), single["stress"][0].numpy(), atol=1e-11)
+        start += len(s)
+
+
+def test_calculator_follows_ase_conventions(model):
+    rng = np.random.default_rng()
+    atoms = alni(rng)
+    atoms.calc = acepy.ACECalculator(model)
+    e = atoms.get_potential_energy()
+    assert atoms.get_potential_energy(force_consistent=True) == e
+    assert atoms.get_potential_energies().sum() == pytest.approx(e, abs=1e-10)
+    s = atoms.get_stress()
+    full = model.evaluate(atoms)["stress"][0].numpy()
+    np.testing.assert_allclose(s, [full[0, 0], full[1, 1], full[2, 2], full[1, 2], full[0, 2], full[0, 1]])
+    atoms.positions[0, 0] += 0.05  # system_changes: a new result
+    assert atoms.get_potential_energy() != e
+
+
+def test_bad_and_degenerate_inputs(model):
+    with pytest.raises(ValueError, match="Cu"):
+        model.evaluate(Atoms("AlCu", positions=[[0, 0, 0], [2.5, 0, 0]]))
+    with pytest.raises(TooCloseError, match="atoms 0 and 1"):
+        model.evaluate(Atoms("AlNi", positions=[[0, 0, 0], [0.0005, 0, 0]]))
+    with pytest.raises(ValueError, match="not finite"):
+        model.evaluate(Atoms("Al2", positions=[[0, 0, 0], [np.nan, 0, 0]]))
+    with pytest.raises(ValueError, match="singular"):
+        model.evaluate(Atoms("Al", positions=[[0, 0, 0]], cell=[[1, 0, 0], [2, 0, 0], [0, 0, 1]], pbc=True))
+    out = model.evaluate(Atoms())
+    assert float(out["energy"][0]) == 0.0 and out["forces"].shape == (0, 3)
+    far = Atoms("AlNi", positions=[[0, 0, 0], [30, 0, 0]])
+    out = model.evaluate(far)
+    e0 = model.components[0].e0
+    # no neighbours: E = E0 + F(0) (zero for both embeddings here), and no force
+    assert float(out["energy"][0]) == pytest.approx(float(e0.sum()), abs=1e-12)
+    assert np.isfinite(out["forces"].numpy()).all() and np.abs(out["forces"].numpy()).max() == 0
