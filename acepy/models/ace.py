@@ -153,7 +153,7 @@ class ACE:
         except SplineRangeError as err:
             e = err.edge
             raise TooCloseError(
-                f"atoms {int(centers[e])} and {int(neighbors[e])} are {float(r[e]):.6g} A apart: closer than "
+                f"atoms {int(centers[e])} and {int(neighbors[e])} are {float(r[e].detach()):.6g} A apart: closer than "
                 f"the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
                 f"{self.elements[int(mu_j[e])]} (PACE stops here too)"
             ) from None
