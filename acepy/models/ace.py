@@ -20,8 +20,8 @@ import torch
 from acepy.io.spec import ACEPotentialSpec
 from acepy.kernels import SplineRangeError, spherical_harmonics
 
-from .embedding import density_inner_cutoff, embedding_energy, poly_switch
-from .radial import RadialTables
+from .embedding import density_inner_cutoff, embedding_energy
+from .radial import RadialTables, cutoff_func_poly
 
 # Atoms per chunk of the product basis: bounds the (atoms x m-tuples) complex work arrays.
 ATOM_CHUNK = 256
@@ -238,5 +238,5 @@ class ACE:
             return torch.ones(atoms.numel(), dtype=self.dtype, device=self.device)
         delta = d_in[safe]
         t = delta - d[safe]
-        f = poly_switch(t, delta, delta)
+        f, _ = cutoff_func_poly(t, delta, delta)
         return torch.where(has, f, torch.ones_like(f))

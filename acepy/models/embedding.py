@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from .radial import cutoff_func_poly
+
 
 def finnis_sinclair(rho: torch.Tensor, m: float) -> torch.Tensor:
     """PACE ``Fexp(x, m)``: sign(x)[(1 - g)|x|^m + lam g |x|] with g = exp(-(w|x|)^3), w = 1e6.
@@ -58,21 +60,8 @@ def embedding_energy(rho: torch.Tensor, fs_parameters, npoti: str) -> torch.Tens
     return total
 
 
-def poly_switch(x: torch.Tensor, x_in: float | torch.Tensor, delta: float | torch.Tensor) -> torch.Tensor:
-    """PACE ``cutoff_func_poly(x, x_in, delta)`` (ACE_SPEC.md 2.3): 1 below x_in - delta, 0 above
-    x_in, a C2 quintic in between."""
-    if isinstance(delta, (int, float)) and delta == 0:
-        return (x < x_in).to(x.dtype)
-    delta_t = torch.as_tensor(delta, dtype=x.dtype, device=x.device)
-    safe_delta = torch.where(delta_t > 0, delta_t, torch.ones_like(delta_t))
-    y = 1.0 - 2.0 * (1.0 + (x - x_in) / safe_delta)
-    mid = 0.5 + 3.75 * (y / 4.0 - y**3 / 6.0 + y**5 / 20.0)
-    one, zero = torch.ones_like(x), torch.zeros_like(x)
-    return torch.where(x <= x_in - delta_t, one, torch.where(x >= x_in, zero, mid))
-
-
 def density_inner_cutoff(rho_core: torch.Tensor, rho_cut: float, drho: float) -> torch.Tensor:
     """f_rho(rho_core) of the density/distance inner-cutoff types (ACE_SPEC.md 2.12)."""
     if not math.isfinite(rho_cut):
         return torch.ones_like(rho_core)
-    return poly_switch(rho_core, rho_cut, drho)
+    return cutoff_func_poly(rho_core, rho_cut, drho)[0]

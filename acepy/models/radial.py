@@ -87,16 +87,21 @@ def _stand_in(r: torch.Tensor, mask: torch.Tensor, value: float) -> torch.Tensor
     return torch.where(mask, r, torch.full_like(r, value))
 
 
-def cutoff_func_poly(r: torch.Tensor, r_in: float, delta: float):
+def cutoff_func_poly(r: torch.Tensor, r_in, delta):
     """PACE's polynomial switch ``cutoff_func_poly`` (ACE_SPEC.md 2.3): 1 for r <= r_in - delta,
-    0 for r >= r_in, a C2 quintic in between. Returns ``(f, df/dr)``."""
+    0 for r >= r_in, a C2 quintic in between. Returns ``(f, df/dr)``.
+
+    ``r_in`` and ``delta`` are floats or tensors broadcasting with ``r`` (the zbl energy-level
+    cutoff of the ACE component switches with a per-atom width)."""
     one = torch.ones_like(r)
     zero = torch.zeros_like(r)
+    r_in = torch.as_tensor(r_in, dtype=r.dtype, device=r.device)
+    delta = torch.as_tensor(delta, dtype=r.dtype, device=r.device)
     low = r <= r_in - delta
     high = r >= r_in
-    mid = ~(low | high)  # empty when delta <= 0, so the division below never sees delta = 0 live
-    d = delta if delta > 0 else 1.0
-    rm = _stand_in(r, mid, r_in - 0.5 * d)
+    mid = ~(low | high)  # empty where delta <= 0, so the division below never sees delta = 0 live
+    d = torch.where(delta > 0, delta, torch.ones_like(delta))
+    rm = torch.where(mid, r, r_in - 0.5 * d)  # a finite stand-in where the quintic is not used
     x = 1 - 2 * (1 + (rm - r_in) / d)
     f = 0.5 + 7.5 / 2.0 * (x / 4.0 - x**3 / 6.0 + x**5 / 20.0)
     df = -7.5 / d * (0.25 - x * x / 2.0 + x**4 / 4.0)

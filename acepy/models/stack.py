@@ -56,7 +56,7 @@ class Stack:
         """
         batch = structures if isinstance(structures, Batch) else batch_from_atoms(structures, self.device, self.dtype)
         batch = batch.to(self.device, self.dtype)
-        volumes = batch.volumes().abs()
+        volumes = batch.volumes()
         if compute_stress is None:
             compute_stress = bool((volumes > 0).all()) and batch.n_systems > 0
         elif compute_stress and bool((volumes <= 0).any()):
