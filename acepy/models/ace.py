@@ -157,7 +157,6 @@ class ACE:
                 f"the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
                 f"{self.elements[int(mu_j[e])]} (PACE stops here too)"
             ) from None
-        ctype = torch.complex128 if self.dtype == torch.float64 else torch.complex64
         nel, nrad, lmax = self.nelements, self.nradmax, self.lmax
         L_full = (lmax + 1) ** 2
         # rank-1 base A1[i, mu, k]
