@@ -12,7 +12,9 @@ from .backend import (
     resolve_backend,
     triton_interpret,
 )
+from .atomic_base import atomic_base, atomic_base_edge_grads
 from .chebyshev import chebyshev
+from .product_basis import encode_factor, product_basis, product_basis_adjoint
 from .scatter import scatter_forces_virials, stress_from_virials
 from .segment import segment_sum
 from .sph_harm import lm_index, n_lm, spherical_harmonics
@@ -24,12 +26,17 @@ __all__ = [
     "SplineGrid",
     "SplineRangeError",
     "SplineTable",
+    "atomic_base",
+    "atomic_base_edge_grads",
     "available_backends",
     "build_spline_table",
     "chebyshev",
+    "encode_factor",
     "hermite_segments",
     "lm_index",
     "n_lm",
+    "product_basis",
+    "product_basis_adjoint",
     "resolve_backend",
     "scatter_forces_virials",
     "segment_sum",

@@ -1,4 +1,5 @@
-"""Model-level behaviour on the exact path: finite differences, invariances, batches, bad input."""
+"""Model-level behaviour on the exact (torch) and fast (Numba) paths: finite differences,
+invariances, batches, bad input."""
 
 from pathlib import Path
 
@@ -14,9 +15,9 @@ POT = Path(__file__).resolve().parents[2] / "shared/reference/potentials/python-
 pytestmark = pytest.mark.skipif(not POT.exists(), reason="shared reference material not present")
 
 
-@pytest.fixture(scope="module")
-def model():
-    return acepy.load(POT)
+@pytest.fixture(scope="module", params=["torch", "numba"])
+def model(request):
+    return acepy.load(POT, backend=request.param)
 
 
 def alni(rng, repeat=(2, 1, 1)):

@@ -1,4 +1,5 @@
-"""The stacked model against upstream numbers and python-ace's C++ evaluator (exact torch path)."""
+"""The stacked model against upstream numbers and python-ace's C++ evaluator, on the exact path
+(torch) and the fast path (Numba; Triton through the interpreter on the small cases)."""
 
 import json
 from pathlib import Path
@@ -31,10 +32,14 @@ def _decimals_tol(value, floor):
     return max(floor, 0.5 * 10.0 ** -len(text.split(".")[1]))
 
 
+MODEL_BACKENDS = ["torch", "numba"]
+
+
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
 @pytest.mark.parametrize("case", _cases(), ids=lambda c: c["name"])
-def test_upstream_reference_values(case):
+def test_upstream_reference_values(case, backend):
     atoms = Atoms(case["symbols"], positions=case["positions"], cell=case["cell"], pbc=case["pbc"])
-    model = acepy.load(POTENTIALS / case["potential"])
+    model = acepy.load(POTENTIALS / case["potential"], backend=backend)
     out = model.evaluate(atoms)
     ref = case["reference"]
     numpy_ref = case.get("refimpl_numpy_result", {})
@@ -91,12 +96,13 @@ def _random_structure(elements, rng, kind):
     return atoms
 
 
+@pytest.mark.parametrize("backend", MODEL_BACKENDS)
 @pytest.mark.parametrize("name", _pyace_files())
 @pytest.mark.parametrize("kind", ["fcc", "triclinic", "small", "cluster"])
-def test_matches_pyace_calculator(name, kind):
+def test_matches_pyace_calculator(name, kind, backend):
     pyace = pytest.importorskip("pyace")
     path = POTENTIALS / name
-    model = acepy.load(path)
+    model = acepy.load(path, backend=backend)
     rng = np.random.default_rng()
     atoms = _random_structure(model.elements, rng, kind)
     if kind == "cluster":

@@ -1,4 +1,4 @@
-"""The ACE many-body component with PACE semantics (ACE_SPEC.md 2.10-2.12).
+"""The ACE many-body component with PACE semantics (ACE_SPEC.md 2.10-2.13).
 
 For each central atom i: the atomic base A[mu][n][l][m] = sum over neighbours j of species mu of
 R_nl(r_ij) Y_lm(r_ij), the rank-1 base A1[mu][k] = sum_j g_k(r_ij), the densities
@@ -6,8 +6,17 @@ rho_p = sum over C-tilde functions of c_p Re(prod_t A_t), the embedding F(rho), 
 repulsion rho_core = sum_j cr(r_ij) with the energy-level inner cutoff, so that
 E_i = F f_rho + rho_core (or the zbl blend). E0 is not added here: it is the one-body component.
 
-This module is the exact path: plain torch (through the torch reference kernels), twice
-differentiable. Per-edge gradients dE/dr_ij come from autograd on the edge vectors.
+One pipeline, two ways through it:
+
+- the exact path (:meth:`ACE.site_energies`, torch reference kernels): plain torch, twice
+  differentiable in the edge vectors; the stack takes forces from autograd;
+- the fast path (:meth:`ACE.energies_and_edge_grads`, Numba or Triton kernels): no autograd. The
+  forward pass keeps A and the densities; the adjoint ("weights") pass turns dE/drho into dE/dA
+  (``product_basis_adjoint``) and dE/dA into per-edge gradients (``atomic_base_edge_grads``), plus
+  the radial-only terms (rank 1, core repulsion, zbl switch) per edge.
+
+The C-tilde functions are compiled once into factor codes over the m >= 0 half of A (an m < 0
+entry is ``(-1)^m conj(A_{l|m|})``), shared by every backend.
 """
 
 from __future__ import annotations
@@ -18,13 +27,22 @@ import numpy as np
 import torch
 
 from acepy.io.spec import ACEPotentialSpec
-from acepy.kernels import SplineRangeError, spherical_harmonics
+from acepy.kernels import (
+    SplineRangeError,
+    atomic_base,
+    atomic_base_edge_grads,
+    encode_factor,
+    product_basis,
+    product_basis_adjoint,
+    spherical_harmonics,
+)
 
-from .embedding import density_inner_cutoff, embedding_energy
-from .radial import RadialTables, cutoff_func_poly
+from .embedding import density_inner_cutoff, embedding_energy, embedding_energy_and_derivative
+from .radial import RadialTables, RadialValues, cutoff_func_poly
 
-# Atoms per chunk of the product basis: bounds the (atoms x m-tuples) complex work arrays.
-ATOM_CHUNK = 256
+# Edges per chunk of the fast path: bounds the per-edge work arrays (harmonics with gradients and
+# radial values, about 2.5 kB per edge for lmax 6) to a few hundred MB.
+EDGE_CHUNK = 1 << 16
 
 
 class TooCloseError(ValueError):
@@ -32,23 +50,26 @@ class TooCloseError(ValueError):
 
 
 @dataclass
-class _RankBlock:
-    """All m-tuples of one rank for one central species: flat A indices and coefficients."""
-
-    index: torch.Tensor  # (S, rank) int64 into the flattened A of one atom
-    coeff: torch.Tensor  # (S, P) real
-
-
-@dataclass
-class _SpeciesBasis:
-    rank1_index: torch.Tensor  # (S1,) into the flattened A1 of one atom
-    rank1_coeff: torch.Tensor  # (S1, P)
-    blocks: list  # [_RankBlock] for ranks >= 2
+class _SpeciesEmbedding:
     ndensity: int
     fs_parameters: np.ndarray
     npoti: str
     rho_cut: float
     drho_cut: float
+
+
+@dataclass
+class _Edges:
+    """The edges an ACE evaluation uses (inside their pair's cutoff), with their radial values."""
+
+    centers: torch.Tensor
+    mu_i: torch.Tensor
+    mu_j: torch.Tensor
+    vectors: torch.Tensor
+    r: torch.Tensor
+    rad: RadialValues
+    offsets: torch.Tensor  # (N+1,) CSR of the edges by centre
+    kept: torch.Tensor | None  # indices of the kept input edges, None when all are kept
 
 
 class ACE:
@@ -65,6 +86,7 @@ class ACE:
         self.lmax = int(spec.lmax)
         self.nradmax = int(spec.nradmax)
         self.nradbase = int(spec.nradbase)
+        self.n_half = (self.lmax + 1) * (self.lmax + 2) // 2
         self.inner_cutoff_type = spec.inner_cutoff_type
         cut = np.array([[spec.cutoff(i, j) for j in range(nel)] for i in range(nel)], dtype=np.float64)
         self.cutoff_matrix = torch.as_tensor(cut, dtype=dtype, device=self.device)
@@ -74,47 +96,55 @@ class ACE:
             d_in = np.array([[spec.bonds[(i, j)].dcut_in for j in range(nel)] for i in range(nel)])
             self._r_in = torch.as_tensor(r_in, dtype=dtype, device=self.device)
             self._d_in = torch.as_tensor(d_in, dtype=dtype, device=self.device)
-        self._species = [self._compile_species(mu) for mu in range(nel)]
+        self._embeddings = [
+            _SpeciesEmbedding(e.ndensity, np.asarray(e.fs_parameters, dtype=np.float64), e.npoti,
+                              float(e.rho_core_cutoff), float(e.drho_core_cutoff))
+            for e in (spec.embeddings[mu] for mu in range(nel))
+        ]
+        self.max_ndensity = max(e.ndensity for e in self._embeddings)
+        self._compile_functions()
 
     # ---- construction -------------------------------------------------------------------------
-    def _a_index(self, mu: int, n: int, l: int, m: int) -> int:
-        """Flat index of A[mu][n][l][m] (full m range, -l..l) within one atom's A."""
-        lm = l * l + l + m
-        return (mu * self.nradmax + n) * (self.lmax + 1) ** 2 + lm
+    def _half_column(self, mu: int, n: int, l: int, m: int) -> int:
+        """Column of A[mu][n][l][|m|] in one atom's flattened m >= 0 atomic base."""
+        return (mu * self.nradmax + n) * self.n_half + l * (l + 1) // 2 + abs(m)
 
-    def _compile_species(self, mu0: int) -> _SpeciesBasis:
-        emb = self.spec.embeddings[mu0]
-        p = emb.ndensity
-        r1_idx, r1_c = [], []
-        by_rank: dict[int, tuple[list, list]] = {}
-        for fn in self.spec.functions[mu0]:
-            if fn.rank == 1:
-                r1_idx.append(int(fn.mus[0]) * self.nradbase + int(fn.ns[0]) - 1)
-                r1_c.append(np.asarray(fn.ctildes[0], dtype=np.float64))
-                continue
-            idx, coef = by_rank.setdefault(int(fn.rank), ([], []))
-            for s in range(fn.ms_combs.shape[0]):
-                idx.append([self._a_index(int(fn.mus[t]), int(fn.ns[t]) - 1, int(fn.ls[t]), int(fn.ms_combs[s, t]))
-                            for t in range(fn.rank)])
-                coef.append(np.asarray(fn.ctildes[s], dtype=np.float64))
-        dev, dt = self.device, self.dtype
-        blocks = [
-            _RankBlock(torch.as_tensor(np.array(idx, dtype=np.int64), device=dev),
-                       torch.as_tensor(np.array(coef).reshape(len(coef), p), dtype=dt, device=dev))
-            for rank, (idx, coef) in sorted(by_rank.items())
-        ]
-        return _SpeciesBasis(
-            rank1_index=torch.as_tensor(np.array(r1_idx, dtype=np.int64), device=dev),
-            rank1_coeff=torch.as_tensor(np.array(r1_c).reshape(len(r1_c), p), dtype=dt, device=dev),
-            blocks=blocks,
-            ndensity=p,
-            fs_parameters=np.asarray(emb.fs_parameters, dtype=np.float64),
-            npoti=emb.npoti,
-            rho_cut=float(emb.rho_core_cutoff),
-            drho_cut=float(emb.drho_core_cutoff),
-        )
+    def _compile_functions(self):
+        """Factor codes and coefficients of every rank >= 2 function, grouped by central species,
+        and the rank-1 coefficients as a dense (species, nel * nradbase, P) map on A1."""
+        nel, p_max = self.nelements, self.max_ndensity
+        codes, coeff, group_offsets = [], [], [0]
+        rank1 = np.zeros((nel, nel * self.nradbase, p_max))
+        rmax = 1
+        for mu0 in range(nel):
+            p = self._embeddings[mu0].ndensity
+            for fn in self.spec.functions[mu0]:
+                c = np.asarray(fn.ctildes, dtype=np.float64).reshape(-1, p)
+                if fn.rank == 1:
+                    rank1[mu0, int(fn.mus[0]) * self.nradbase + int(fn.ns[0]) - 1, :p] += c[0]
+                    continue
+                rmax = max(rmax, int(fn.rank))
+                for s in range(fn.ms_combs.shape[0]):
+                    term = []
+                    for t in range(fn.rank):
+                        m = int(fn.ms_combs[s, t])
+                        col = self._half_column(int(fn.mus[t]), int(fn.ns[t]) - 1, int(fn.ls[t]), m)
+                        term.append(encode_factor(col, conj=m < 0, neg=(m < 0 and m % 2 == 1)))
+                    codes.append(term)
+                    row = np.zeros(p_max)
+                    row[:p] = c[s]
+                    coeff.append(row)
+            group_offsets.append(len(codes))
+        padded = np.full((len(codes), rmax), -1, dtype=np.int64)
+        for s, term in enumerate(codes):
+            padded[s, : len(term)] = term
+        dev = self.device
+        self._codes = torch.as_tensor(padded, device=dev)
+        self._coeff = torch.as_tensor(np.array(coeff).reshape(len(coeff), p_max), dtype=self.dtype, device=dev)
+        self._group_offsets = torch.as_tensor(np.array(group_offsets, dtype=np.int64), device=dev)
+        self._rank1 = torch.as_tensor(rank1, dtype=self.dtype, device=dev)
 
-    # ---- evaluation ---------------------------------------------------------------------------
+    # ---- shared steps -------------------------------------------------------------------------
     def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
         """Species index of every atom; an element the potential lacks raises, naming it."""
         from ase.data import atomic_numbers, chemical_symbols
@@ -134,108 +164,187 @@ class ACE:
             )
         return species
 
-    def site_energies(self, species: torch.Tensor, centers: torch.Tensor, neighbors: torch.Tensor,
-                      vectors: torch.Tensor, backend: str | None = "torch") -> torch.Tensor:
-        """E_i (without E0) for every atom, from the edges (i, j) with vectors r_ij.
-
-        ``vectors`` may require grad: everything here is differentiable (twice, with the torch
-        backend). Edges at or beyond their pair's cutoff are dropped (PACE accepts r < rcut).
-        """
+    def _edges(self, species, species_all, centers, neighbors, vectors, backend, first_atom: int = 0) -> _Edges:
+        """Keep the edges inside their pair's cutoff (PACE: r < rcut) and evaluate the radial
+        functions. ``centers`` index ``species`` (atoms ``first_atom...`` of the whole set),
+        ``neighbors`` index ``species_all``. Too-close atoms raise :class:`TooCloseError` naming them."""
         n_atoms = species.shape[0]
-        mu_i, mu_j = species[centers], species[neighbors]
+        mu_i, mu_j = species[centers], species_all[neighbors]
         r = torch.linalg.vector_norm(vectors, dim=1)
         keep = r < self.cutoff_matrix[mu_i, mu_j]
+        kept = None
         if not bool(keep.all()):
-            sel = torch.nonzero(keep).squeeze(1)
-            centers, neighbors, vectors, r, mu_i, mu_j = (t[sel] for t in (centers, neighbors, vectors, r, mu_i, mu_j))
+            kept = torch.nonzero(keep).squeeze(1)
+            centers, neighbors, vectors, r, mu_i, mu_j = (t[kept] for t in (centers, neighbors, vectors, r, mu_i, mu_j))
         try:
             rad = self.radial.evaluate(r, mu_i, mu_j, backend=backend)
         except SplineRangeError as err:
             e = err.edge
             raise TooCloseError(
-                f"atoms {int(centers[e])} and {int(neighbors[e])} are {float(r[e].detach()):.6g} A apart: closer than "
-                f"the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
+                f"atoms {first_atom + int(centers[e])} and {int(neighbors[e])} are {float(r[e].detach()):.6g} A "
+                f"apart: closer than the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
                 f"{self.elements[int(mu_j[e])]} (PACE stops here too)"
             ) from None
-        nel, nrad, lmax = self.nelements, self.nradmax, self.lmax
-        L_full = (lmax + 1) ** 2
-        # rank-1 base A1[i, mu, k]
-        rows = centers * nel + mu_j
-        a1 = torch.zeros((n_atoms * nel, self.nradbase), dtype=self.dtype, device=self.device)
-        a1 = a1.index_add(0, rows, rad.gk).reshape(n_atoms, nel * self.nradbase)
-        # A[i, mu, n, l, m >= 0], then the full m range via A_{l,-m} = (-1)^m conj(A_{lm})
-        if nrad > 0:
-            y_re, y_im, _, _ = spherical_harmonics(vectors, lmax, gradients=False, backend=backend)
-            l_of = torch.as_tensor([l for l in range(lmax + 1) for m in range(l + 1)], device=self.device)
-            rl = rad.rnl[:, :, l_of]  # (E, nrad, L_half)
-            a_re = torch.zeros((n_atoms * nel, nrad, l_of.numel()), dtype=self.dtype, device=self.device)
-            a_im = torch.zeros_like(a_re)
-            a_re = a_re.index_add(0, rows, rl * y_re[:, None, :])
-            a_im = a_im.index_add(0, rows, rl * y_im[:, None, :])
-            a_half = torch.complex(a_re, a_im)
-            cols, src, sign, conj = [], [], [], []
-            for l in range(lmax + 1):
-                for m in range(-l, l + 1):
-                    cols.append(l * l + l + m)
-                    src.append(l * (l + 1) // 2 + abs(m))
-                    sign.append((-1.0) ** m if m < 0 else 1.0)
-                    conj.append(m < 0)
-            order = np.argsort(cols)
-            src_t = torch.as_tensor(np.array(src)[order], device=self.device)
-            sign_t = torch.as_tensor(np.array(sign)[order], dtype=self.dtype, device=self.device)
-            conj_t = torch.as_tensor(np.array(conj)[order], device=self.device)
-            gathered = a_half[:, :, src_t]
-            a_full = torch.where(conj_t, gathered.conj(), gathered) * sign_t
-            a_full = a_full.reshape(n_atoms, nel * nrad * L_full)
-        rho_core = torch.zeros(n_atoms, dtype=self.dtype, device=self.device).index_add(0, centers, rad.cr)
+        counts = torch.bincount(centers, minlength=n_atoms)
+        offsets = torch.zeros(n_atoms + 1, dtype=torch.long, device=centers.device)
+        offsets[1:] = torch.cumsum(counts, 0)
+        return _Edges(centers, mu_i, mu_j, vectors, r, rad, offsets, kept)
 
-        energies = torch.zeros(n_atoms, dtype=self.dtype, device=self.device)
-        for mu, basis in enumerate(self._species):
-            atoms = torch.nonzero(species == mu).squeeze(1)
-            if atoms.numel() == 0:
-                continue
-            parts = []
-            for start in range(0, atoms.numel(), ATOM_CHUNK):
-                chunk = atoms[start:start + ATOM_CHUNK]
-                rho = a1[chunk][:, basis.rank1_index] @ basis.rank1_coeff
-                for block in basis.blocks:
-                    a = a_full[chunk]
-                    prod = a[:, block.index[:, 0]]
-                    for t in range(1, block.index.shape[1]):
-                        prod = prod * a[:, block.index[:, t]]
-                    rho = rho + prod.real @ block.coeff
-                parts.append(rho)
-            rho = torch.cat(parts)
-            f_emb = embedding_energy(rho, basis.fs_parameters, basis.npoti)
-            core = rho_core[atoms]
-            if self.inner_cutoff_type == "zbl":
-                f_rho = self._zbl_switch(atoms, n_atoms, centers, r, mu_i, mu_j)
-                e = f_emb * f_rho + core * (1.0 - f_rho)
-            else:
-                f_rho = density_inner_cutoff(core, basis.rho_cut, basis.drho_cut)
-                e = f_emb * f_rho + core
-            energies = energies.index_put((atoms,), e)
-        return energies
+    def _densities(self, species, edges: _Edges, backend, gradients: bool):
+        """Forward pass: rho (N, P) of the rank >= 2 functions, A1 (N, nel*nradbase), rho_core (N,),
+        and what the adjoint pass needs (the atomic base and the harmonics)."""
+        n_atoms, nel = species.shape[0], self.nelements
+        rows = edges.centers * nel + edges.mu_j
+        a1 = edges.r.new_zeros((n_atoms * nel, self.nradbase)).index_add(0, rows, edges.rad.gk)
+        a1 = a1.reshape(n_atoms, nel * self.nradbase)
+        core = edges.r.new_zeros(n_atoms).index_add(0, edges.centers, edges.rad.cr)
+        ylm, a_re, a_im = None, None, None
+        if self.nradmax > 0 and self._codes.shape[0] > 0:
+            ylm = spherical_harmonics(edges.vectors, self.lmax, gradients=gradients, backend=backend)
+            a_re, a_im = atomic_base(edges.rad.rnl, ylm[0], ylm[1], edges.offsets, edges.mu_j, nel, backend=backend)
+            width = nel * self.nradmax * self.n_half
+            a_re, a_im = a_re.reshape(n_atoms, width), a_im.reshape(n_atoms, width)
+            rho = product_basis(a_re, a_im, species, self._group_offsets, self._codes, self._coeff, backend=backend)
+        else:
+            rho = edges.r.new_zeros((n_atoms, self.max_ndensity))
+        return rho, a1, core, ylm, a_re, a_im
 
-    def _zbl_switch(self, atoms, n_atoms, centers, r, mu_i, mu_j):
-        """f_rho of the zbl inner cutoff (ACE_SPEC.md 2.12): from the neighbour with the smallest
-        d = r - (r_in - delta_in); 1 for atoms without neighbours."""
-        r_in = self._r_in[mu_i, mu_j]
-        d_in = self._d_in[mu_i, mu_j]
+    def _zbl_switch(self, n_atoms, edges: _Edges):
+        """f_rho of the zbl inner cutoff (ACE_SPEC.md 2.12) from each atom's neighbour with the
+        smallest d = r - (r_in - delta_in): ``(f (N,), df/dr of that edge (N,), that edge (N,))``;
+        atoms without neighbours get f = 1 and edge -1."""
+        centers, r = edges.centers, edges.r
+        ones = r.new_ones(n_atoms)
+        none = torch.full((n_atoms,), -1, dtype=torch.long, device=r.device)
+        if r.numel() == 0:
+            return ones, r.new_zeros(n_atoms), none
+        r_in = self._r_in[edges.mu_i, edges.mu_j]
+        d_in = self._d_in[edges.mu_i, edges.mu_j]
         d = r - (r_in - d_in)
-        big = torch.full((n_atoms,), float("inf"), dtype=self.dtype, device=self.device)
+        big = torch.full((n_atoms,), float("inf"), dtype=r.dtype, device=r.device)
         d_min = big.scatter_reduce(0, centers, d.detach(), reduce="amin")
         # the first edge of each atom that attains its minimum
         is_min = d.detach() == d_min[centers]
-        edge_ids = torch.arange(d.numel(), device=self.device)
-        first = torch.full((n_atoms,), d.numel(), dtype=torch.long, device=self.device)
+        edge_ids = torch.arange(d.numel(), device=r.device)
+        first = torch.full((n_atoms,), d.numel(), dtype=torch.long, device=r.device)
         first = first.scatter_reduce(0, centers[is_min], edge_ids[is_min], reduce="amin")
-        chosen = first[atoms]
-        has = chosen < d.numel()
-        safe = torch.where(has, chosen, torch.zeros_like(chosen))
-        if d.numel() == 0:
-            return torch.ones(atoms.numel(), dtype=self.dtype, device=self.device)
+        has = first < d.numel()
+        safe = torch.where(has, first, torch.zeros_like(first))
         delta = d_in[safe]
-        t = delta - d[safe]
-        f, _ = cutoff_func_poly(t, delta, delta)
-        return torch.where(has, f, torch.ones_like(f))
+        f, df_dt = cutoff_func_poly(delta - d[safe], delta, delta)  # t = delta - d, dt/dr = -1
+        f = torch.where(has, f, ones)
+        df_dr = torch.where(has, -df_dt, torch.zeros_like(df_dt))
+        return f, df_dr, torch.where(has, first, none)
+
+    def _site_energies_from(self, species, rho_hi, a1, core, f_zbl, derivatives: bool):
+        """E_i from the densities; with ``derivatives``, also dE/drho (N, P), dE/dcore (N,) and
+        dE/df_zbl (N,) (analytic: the fast path uses no autograd)."""
+        n_atoms = species.shape[0]
+        rho = rho_hi + torch.einsum("ik,ikp->ip", a1, self._rank1[species])
+        energies = rho.new_zeros(n_atoms)
+        d_rho = torch.zeros_like(rho) if derivatives else None
+        d_core = rho.new_zeros(n_atoms) if derivatives else None
+        d_f = rho.new_zeros(n_atoms) if derivatives else None
+        for mu, emb in enumerate(self._embeddings):
+            atoms = torch.nonzero(species == mu).squeeze(1)
+            if atoms.numel() == 0:
+                continue
+            rho_mu = rho[atoms, : emb.ndensity]
+            c = core[atoms]
+            if derivatives:
+                f_emb, df_emb = embedding_energy_and_derivative(rho_mu, emb.fs_parameters, emb.npoti)
+            else:
+                f_emb = embedding_energy(rho_mu, emb.fs_parameters, emb.npoti)
+            if self.inner_cutoff_type == "zbl":
+                f = f_zbl[atoms]
+                e = f_emb * f + c * (1.0 - f)
+                if derivatives:
+                    d_core[atoms] = 1.0 - f
+                    d_f[atoms] = f_emb - c
+            else:
+                f, df = density_inner_cutoff(c, emb.rho_cut, emb.drho_cut)
+                e = f_emb * f + c
+                if derivatives:
+                    d_core[atoms] = f_emb * df + 1.0
+            if derivatives:
+                d_rho[atoms, : emb.ndensity] = df_emb * f[:, None]
+            energies = energies.index_put((atoms,), e)
+        return energies, d_rho, d_core, d_f
+
+    # ---- the exact path -----------------------------------------------------------------------
+    def site_energies(self, species: torch.Tensor, centers: torch.Tensor, neighbors: torch.Tensor,
+                      vectors: torch.Tensor, backend: str | None = "torch") -> torch.Tensor:
+        """E_i (without E0) for every atom, from the edges (i, j) with vectors r_ij (sorted by i).
+
+        ``vectors`` may require grad: with the torch backend everything here is differentiable
+        twice. Edges at or beyond their pair's cutoff are dropped (PACE accepts r < rcut).
+        """
+        edges = self._edges(species, species, centers, neighbors, vectors, backend)
+        rho, a1, core, _, _, _ = self._densities(species, edges, backend, gradients=False)
+        f_zbl = self._zbl_switch(species.shape[0], edges)[0] if self.inner_cutoff_type == "zbl" else None
+        return self._site_energies_from(species, rho, a1, core, f_zbl, derivatives=False)[0]
+
+    # ---- the fast path ------------------------------------------------------------------------
+    def energies_and_edge_grads(self, species: torch.Tensor, centers: torch.Tensor, neighbors: torch.Tensor,
+                                vectors: torch.Tensor, backend: str | None = None):
+        """``(E_i (N,), g (E, 3))`` with ``g_e = dE/dr_e``, without autograd, in chunks of atoms
+        whose edges fit :data:`EDGE_CHUNK` (edges must be sorted by centre, as graphs are)."""
+        n_atoms, n_edges = species.shape[0], centers.shape[0]
+        energies = vectors.new_zeros(n_atoms)
+        grads = vectors.new_zeros((n_edges, 3))
+        if n_edges and bool((centers[1:] < centers[:-1]).any()):
+            raise ValueError("edges must be sorted by centre (as acepy graphs are)")
+        counts = torch.bincount(centers, minlength=n_atoms)
+        offsets = torch.zeros(n_atoms + 1, dtype=torch.long, device=centers.device)
+        offsets[1:] = torch.cumsum(counts, 0)
+        bounds = _chunk_bounds(offsets.cpu().numpy(), EDGE_CHUNK)
+        for a0, a1 in zip(bounds[:-1], bounds[1:]):
+            e0, e1 = int(offsets[a0]), int(offsets[a1])
+            e_chunk, g_chunk = self._fast_chunk(species, a0, a1, centers[e0:e1] - a0, neighbors[e0:e1],
+                                                vectors[e0:e1], backend)
+            energies[a0:a1] = e_chunk
+            grads[e0:e1] = g_chunk
+        return energies, grads
+
+    def _fast_chunk(self, species_all, a0, a1, centers, neighbors, vectors, backend):
+        species = species_all[a0:a1]
+        n_atoms = a1 - a0
+        edges = self._edges(species, species_all, centers, neighbors, vectors, backend, first_atom=a0)
+        rho, a1_base, core, ylm, a_re, a_im = self._densities(species, edges, backend, gradients=True)
+        if self.inner_cutoff_type == "zbl":
+            f_zbl, df_zbl, zbl_edge = self._zbl_switch(n_atoms, edges)
+        else:
+            f_zbl = df_zbl = zbl_edge = None
+        energies, d_rho, d_core, d_f = self._site_energies_from(species, rho, a1_base, core, f_zbl, derivatives=True)
+        # radial-only terms: dE/dA1 (rank 1) . dg_k/dr, dE/drho_core . dcr/dr, the zbl switch
+        d_a1 = torch.einsum("ip,ikp->ik", d_rho, self._rank1[species]).reshape(n_atoms * self.nelements, self.nradbase)
+        rows = edges.centers * self.nelements + edges.mu_j
+        radial_scalar = (d_a1[rows] * edges.rad.dgk).sum(1) + d_core[edges.centers] * edges.rad.dcr
+        if zbl_edge is not None:
+            has = zbl_edge >= 0
+            radial_scalar = radial_scalar.index_add(0, zbl_edge[has], (d_f * df_zbl)[has])
+        g = radial_scalar[:, None] * edges.vectors / edges.r[:, None]
+        if a_re is not None:
+            ga_re, ga_im = product_basis_adjoint(a_re, a_im, species, self._group_offsets, self._codes, self._coeff,
+                                                 d_rho, backend=backend)
+            shape = (n_atoms, self.nelements, self.nradmax, self.n_half)
+            g = g + atomic_base_edge_grads(ga_re.reshape(shape), ga_im.reshape(shape), edges.offsets, edges.mu_j,
+                                           edges.rad.rnl, edges.rad.drnl, ylm[0], ylm[1], ylm[2], ylm[3],
+                                           edges.vectors, backend=backend)
+        if edges.kept is None:
+            return energies, g
+        out = vectors.new_zeros(vectors.shape)
+        out[edges.kept] = g
+        return energies, out
+
+
+def _chunk_bounds(offsets: np.ndarray, max_edges: int) -> list[int]:
+    """Atom boundaries ``0 = b_0 < ... < b_k = N`` with at most ``max_edges`` edges per chunk
+    (or one atom, if a single atom has more)."""
+    n = offsets.shape[0] - 1
+    bounds = [0]
+    while bounds[-1] < n:
+        a = bounds[-1]
+        b = int(np.searchsorted(offsets, offsets[a] + max_edges, side="right")) - 1
+        bounds.append(min(n, max(b, a + 1)))
+    return bounds

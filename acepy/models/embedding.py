@@ -44,6 +44,39 @@ def finnis_sinclair_shifted_scaled(rho: torch.Tensor, m: float) -> torch.Tensor:
     return torch.sign(rho) * ((x_off + a) ** m - y_off)
 
 
+def finnis_sinclair_derivative(rho: torch.Tensor, m: float) -> torch.Tensor:
+    """dF/drho of :func:`finnis_sinclair`: (1-g) m|x|^(m-1) + lam g + g'(lam|x| - |x|^m), g' = -3 w^3 |x|^2 g."""
+    if abs(m - 1.0) < 1e-10:
+        return torch.ones_like(rho)
+    w = 1.0e6
+    lam = w ** (1.0 - m)
+    a = rho.abs()
+    big = a > 1e-10
+    a_safe = torch.where(big, a, torch.ones_like(a))
+    wx3 = (w * a_safe) ** 3
+    g = torch.where(wx3 > 30.0, torch.zeros_like(a), torch.exp(-torch.clamp(wx3, max=30.0)))
+    dg = -3.0 * w**3 * a_safe**2 * g
+    d_big = (1.0 - g) * m * a_safe ** (m - 1.0) + lam * g + dg * (lam * a_safe - a_safe**m)
+    return torch.where(big, d_big, torch.full_like(rho, lam))
+
+
+def finnis_sinclair_shifted_scaled_derivative(rho: torch.Tensor, m: float) -> torch.Tensor:
+    """dF/drho of :func:`finnis_sinclair_shifted_scaled`: m (x_off + |rho|)^(m-1) (1 - x_off) + y_off."""
+    if abs(m - 1.0) < 1e-10:
+        return torch.ones_like(rho)
+    a = rho.abs()
+    nu = 1.0 / m
+    decay = torch.exp(-a)
+    x_off = nu ** (nu / (1.0 - nu)) * decay
+    y_off = nu ** (1.0 / (1.0 - nu)) * decay
+    return m * (x_off + a) ** (m - 1.0) * (1.0 - x_off) + y_off
+
+
+EMBEDDING_DERIVATIVES = {
+    "FinnisSinclair": finnis_sinclair_derivative,
+    "FinnisSinclairShiftedScaled": finnis_sinclair_shifted_scaled_derivative,
+}
+
 EMBEDDINGS = {
     "FinnisSinclair": finnis_sinclair,
     "FinnisSinclairShiftedScaled": finnis_sinclair_shifted_scaled,
@@ -60,8 +93,20 @@ def embedding_energy(rho: torch.Tensor, fs_parameters, npoti: str) -> torch.Tens
     return total
 
 
-def density_inner_cutoff(rho_core: torch.Tensor, rho_cut: float, drho: float) -> torch.Tensor:
-    """f_rho(rho_core) of the density/distance inner-cutoff types (ACE_SPEC.md 2.12)."""
+def embedding_energy_and_derivative(rho: torch.Tensor, fs_parameters, npoti: str):
+    """``(F (N,), dF/drho (N, P))`` of :func:`embedding_energy`, analytically (the fast path)."""
+    fn, dfn = EMBEDDINGS[npoti], EMBEDDING_DERIVATIVES[npoti]
+    total = torch.zeros(rho.shape[0], dtype=rho.dtype, device=rho.device)
+    deriv = torch.zeros_like(rho)
+    for p in range(rho.shape[1]):
+        weight, exponent = float(fs_parameters[2 * p]), float(fs_parameters[2 * p + 1])
+        total = total + weight * fn(rho[:, p], exponent)
+        deriv[:, p] = weight * dfn(rho[:, p], exponent)
+    return total, deriv
+
+
+def density_inner_cutoff(rho_core: torch.Tensor, rho_cut: float, drho: float):
+    """``(f_rho, df_rho/drho_core)`` of the density/distance inner-cutoff types (ACE_SPEC.md 2.12)."""
     if not math.isfinite(rho_cut):
-        return torch.ones_like(rho_core)
-    return cutoff_func_poly(rho_core, rho_cut, drho)[0]
+        return torch.ones_like(rho_core), torch.zeros_like(rho_core)
+    return cutoff_func_poly(rho_core, rho_cut, drho)

@@ -4,9 +4,15 @@ Each graph component returns per-atom energies from the edges of its graph; the 
 gradients g_ij = dE/dr_ij then go through one scatter per graph into forces (F_i += g, F_j -= g)
 and virials (-sum r (x) g), and stress = -virial / volume (ACE_SPEC.md 2.13, DESIGN.md).
 
-Today every component runs the exact path (torch reference kernels, per-edge gradients by
-autograd on the edge vectors): twice differentiable and the oracle for the fast Numba/Triton
-path, which is the next step of the evaluation issue.
+Two paths (DESIGN.md): with ``backend="torch"`` every component runs the exact path (torch
+reference kernels, per-edge gradients by autograd on the edge vectors, twice differentiable); with
+Numba (CPU) or Triton (CUDA) every component runs its fast path, ``energies_and_edge_grads``,
+which returns per-atom energies and per-edge gradients without autograd. ``backend=None`` picks
+by device (``resolve_backend``).
+
+A component has ``cutoff`` (``None``: it needs no graph, like the one-body term) and, when it
+has a cutoff, ``site_energies(species, centers, neighbors, vectors, backend)`` (exact) and
+``energies_and_edge_grads(species, centers, neighbors, vectors, backend)`` (fast).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import torch
 
 from acepy.batch import Batch, batch_from_atoms
 from acepy.graph import GraphCache, edge_vectors
-from acepy.kernels import BackendUnavailableError, scatter_forces_virials
+from acepy.kernels import resolve_backend, scatter_forces_virials
 
 
 class Stack:
@@ -25,16 +31,11 @@ class Stack:
 
     def __init__(self, components: Sequence, elements: Sequence[str], dtype=torch.float64, device="cpu",
                  backend: str | None = None, skin: float = 0.0):
-        if backend not in (None, "torch"):
-            raise BackendUnavailableError(
-                f"backend {backend!r}: the models run on the exact torch path for now; the Numba/Triton "
-                "fast path of the models is not built yet (use backend=None or 'torch')"
-            )
         self.components = list(components)
         self.elements = list(elements)
         self.dtype = dtype
         self.device = torch.device(device)
-        self.backend = "torch"
+        self.backend = resolve_backend(backend, self.device)
         self.graph_cache = GraphCache([c.cutoff for c in self.components], skin=skin)
         self._species_map = next((c for c in self.components if hasattr(c, "species_of")), None)
 
@@ -74,16 +75,15 @@ class Stack:
                 continue
             graph = graphs[comp.cutoff]
             need_grad = compute_forces or compute_stress
-            vectors = edge_vectors(batch.positions, batch.cell, graph).detach().requires_grad_(need_grad)
-            with torch.enable_grad():
-                e_i = comp.site_energies(species, graph.centers, graph.neighbors, vectors, backend=self.backend)
-                if need_grad and vectors.shape[0] > 0 and e_i.requires_grad:
-                    (g,) = torch.autograd.grad(e_i.sum(), vectors)
-                else:
-                    g = torch.zeros_like(vectors)
+            vectors = edge_vectors(batch.positions, batch.cell, graph).detach()
+            if self.backend == "torch":
+                e_i, g = self._exact(comp, species, graph, vectors, need_grad)
+            else:
+                e_i, g = comp.energies_and_edge_grads(species, graph.centers, graph.neighbors, vectors,
+                                                      backend=self.backend)
             energies = energies + e_i.detach()
             if need_grad:
-                f, v = scatter_forces_virials(g, vectors.detach(), graph.centers, graph.neighbors, graph.edge_system,
+                f, v = scatter_forces_virials(g, vectors, graph.centers, graph.neighbors, graph.edge_system,
                                               n, b, backend=self.backend)
                 forces, virials = forces + f, virials + v
         energy = torch.zeros(b, dtype=self.dtype, device=self.device).index_add(0, batch.system_idx, energies)
@@ -94,3 +94,14 @@ class Stack:
             out["virials"] = virials
             out["stress"] = -virials / volumes.reshape(-1, 1, 1)
         return out
+
+    def _exact(self, comp, species, graph, vectors, need_grad):
+        """Site energies on the torch reference and per-edge gradients by autograd."""
+        vectors = vectors.detach().requires_grad_(need_grad)
+        with torch.enable_grad():
+            e_i = comp.site_energies(species, graph.centers, graph.neighbors, vectors, backend="torch")
+            if need_grad and vectors.shape[0] > 0 and e_i.requires_grad:
+                (g,) = torch.autograd.grad(e_i.sum(), vectors)
+            else:
+                g = torch.zeros_like(vectors)
+        return e_i.detach(), g

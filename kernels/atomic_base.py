@@ -1,0 +1,98 @@
+"""The ACE atomic base and its adjoint (ACE_SPEC.md 2.10, 2.13).
+
+For every atom ``i`` and neighbour species ``mu``, with the atom's edges ``offsets[i]:offsets[i+1]``::
+
+    A[i, mu, n, lm] = sum over edges e of i with nbr_species[e] == mu of  R[e, n, l(lm)] * Y[e, lm]
+
+for the ``m >= 0`` half of the harmonics (column ``lm = l(l+1)/2 + m``, as ``spherical_harmonics``
+returns them), complex, stored as ``(a_re, a_im)`` of shape ``(N, nspecies, nrad, H)``.
+
+The adjoint takes ``ga = dE/dA`` in real form (``ga_re = dE/dRe A``, ``ga_im = dE/dIm A``) and
+returns the per-edge gradient ``g_e = dE/dr_e``::
+
+    g_e = sum over n, lm of  ga_re * d(R Y_re)/dr_e + ga_im * d(R Y_im)/dr_e,
+    d(R Y)/dr_e = R'(r) r_hat Y + R grad Y,
+
+with the atom's own row of ``ga`` and the edge's neighbour species.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .backend import check_same_device, implementation, resolve_backend
+
+
+def _check_common(radial, y_re, y_im, offsets, nbr_species):
+    if radial.ndim != 3:
+        raise ValueError(f"radial must be (E, nrad, lmax+1), got {tuple(radial.shape)}")
+    e, _, l1 = radial.shape
+    h = l1 * (l1 + 1) // 2
+    for name, t in (("y_re", y_re), ("y_im", y_im)):
+        if tuple(t.shape) != (e, h):
+            raise ValueError(f"{name} must be (E, (lmax+1)(lmax+2)/2) = {(e, h)}, got {tuple(t.shape)}")
+    if nbr_species.shape != (e,):
+        raise ValueError(f"nbr_species must be (E,) = ({e},), got {tuple(nbr_species.shape)}")
+    if offsets.ndim != 1 or offsets.shape[0] < 1:
+        raise ValueError(f"offsets must be (N+1,), got {tuple(offsets.shape)}")
+    if int(offsets[0]) != 0 or int(offsets[-1]) != e or bool((offsets[1:] < offsets[:-1]).any()):
+        raise ValueError(f"offsets must start at 0, be non-decreasing and end at E={e}")
+    return e, h
+
+
+def atomic_base(radial: torch.Tensor, y_re: torch.Tensor, y_im: torch.Tensor, offsets: torch.Tensor,
+                nbr_species: torch.Tensor, nspecies: int, backend: str | None = None):
+    """``(a_re, a_im)``, each ``(N, nspecies, nrad, H)``: the atomic base of every atom.
+
+    ``radial (E, nrad, lmax+1)`` R_nl per edge, ``y_re / y_im (E, H)`` the m >= 0 harmonics,
+    ``offsets (N+1,)`` CSR of the edges by centre, ``nbr_species (E,)`` in ``0..nspecies-1``.
+    """
+    device = check_same_device(radial, y_re, y_im, offsets, nbr_species)
+    name = resolve_backend(backend, device)
+    offsets, nbr_species = offsets.long(), nbr_species.long()
+    e, h = _check_common(radial, y_re, y_im, offsets, nbr_species)
+    n, nrad = offsets.shape[0] - 1, radial.shape[1]
+    if e and (int(nbr_species.min()) < 0 or int(nbr_species.max()) >= nspecies):
+        raise IndexError(f"nbr_species must lie in 0..{nspecies - 1}")
+    if n == 0 or e == 0 or nrad == 0:
+        z = radial.new_zeros((n, nspecies, nrad, h))
+        return z, z.clone()
+    impl = implementation(name, "atomic_base")
+    return impl.atomic_base(radial.contiguous(), y_re.contiguous(), y_im.contiguous(), offsets.contiguous(),
+                            nbr_species.contiguous(), int(nspecies))
+
+
+def atomic_base_edge_grads(ga_re: torch.Tensor, ga_im: torch.Tensor, offsets: torch.Tensor,
+                           nbr_species: torch.Tensor, radial: torch.Tensor, dradial: torch.Tensor,
+                           y_re: torch.Tensor, y_im: torch.Tensor, dy_re: torch.Tensor, dy_im: torch.Tensor,
+                           vectors: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+    """Per-edge gradients ``(E, 3)`` of ``E = sum ga . A`` (the adjoint of :func:`atomic_base`).
+
+    ``ga_re / ga_im (N, nspecies, nrad, H)``, ``dradial`` = dR/dr like ``radial``, ``dy_re / dy_im
+    (E, H, 3)`` the Cartesian gradients of the harmonics, ``vectors (E, 3)`` the edge vectors.
+    """
+    device = check_same_device(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re, y_im, dy_re, dy_im,
+                               vectors)
+    name = resolve_backend(backend, device)
+    offsets, nbr_species = offsets.long(), nbr_species.long()
+    e, h = _check_common(radial, y_re, y_im, offsets, nbr_species)
+    n, nrad = offsets.shape[0] - 1, radial.shape[1]
+    if dradial.shape != radial.shape:
+        raise ValueError(f"dradial must be {tuple(radial.shape)}, got {tuple(dradial.shape)}")
+    for nm, t in (("dy_re", dy_re), ("dy_im", dy_im)):
+        if tuple(t.shape) != (e, h, 3):
+            raise ValueError(f"{nm} must be {(e, h, 3)}, got {tuple(t.shape)}")
+    if tuple(vectors.shape) != (e, 3):
+        raise ValueError(f"vectors must be ({e}, 3), got {tuple(vectors.shape)}")
+    if ga_re.ndim != 4 or ga_re.shape[0] != n or tuple(ga_re.shape[2:]) != (nrad, h) or ga_im.shape != ga_re.shape:
+        raise ValueError(f"ga_re / ga_im must be (N={n}, nspecies, {nrad}, {h}), got {tuple(ga_re.shape)}, "
+                         f"{tuple(ga_im.shape)}")
+    nspecies = ga_re.shape[1]
+    if e and (int(nbr_species.min()) < 0 or int(nbr_species.max()) >= nspecies):
+        raise IndexError(f"nbr_species must lie in 0..{nspecies - 1}")
+    if e == 0 or nrad == 0:
+        return vectors.new_zeros((e, 3))
+    impl = implementation(name, "atomic_base")
+    c = lambda t: t.contiguous()  # noqa: E731
+    return impl.atomic_base_edge_grads(c(ga_re), c(ga_im), c(offsets), c(nbr_species), c(radial), c(dradial),
+                                       c(y_re), c(y_im), c(dy_re), c(dy_im), c(vectors))
