@@ -1,4 +1,5 @@
-# One command each: `make test` (the suite) and, later, `make bench` (the main job).
+# One command each: `make test` (the suite) and `make bench` (the main job: profile_forces.py on the
+# bundled Cu-shaped potential, side by side with PyACE; BENCH_ARGS passes options through).
 # Both create .venv on first use and install acepy with what it needs.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,8 +7,10 @@ VENV_FLAGS ?=
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.acepy-installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.acepy-bench-installed
 
-.PHONY: test install clean wheel
+.PHONY: test bench install clean wheel
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -25,6 +28,13 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	$(VPY) -m pip install -q -e ".[bench]"
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(VPY) profiling/profile_forces.py $(BENCH_ARGS)
 
 wheel: $(STAMP)
 	$(VPY) -m pip wheel --no-deps --no-build-isolation -w dist .

@@ -17,6 +17,8 @@ has a cutoff, ``site_energies(species, centers, neighbors, vectors, backend)`` (
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Sequence
 
 import torch
@@ -47,14 +49,19 @@ class Stack:
     def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
         return self._species_map.species_of(numbers)
 
-    def evaluate(self, structures, compute_forces: bool = True, compute_stress: bool | None = None) -> dict:
+    def evaluate(self, structures, compute_forces: bool = True, compute_stress: bool | None = None,
+                 timings: dict | None = None) -> dict:
         """Energies, forces and stresses of one ``ase.Atoms``, a list of them, or a :class:`Batch`.
 
         Returns a dict of tensors: ``energy (B,)``, ``energies (N,)``, ``forces (N, 3)``,
         ``virials (B, 3, 3)``, ``stress (B, 3, 3)`` (ASE sign) and ``system_idx (N,)``. Stress is
         computed when every structure has a cell of non-zero volume (``compute_stress=None``), or
         on request, which raises for a structure without one.
+
+        ``timings``: a dict that receives the seconds spent in each phase (``neighbours``, one entry
+        per component class, ``scatter``), synchronising the GPU around each phase (for profiling).
         """
+        clock = _Clock(timings, self.device)
         batch = structures if isinstance(structures, Batch) else batch_from_atoms(structures, self.device, self.dtype)
         batch = batch.to(self.device, self.dtype)
         volumes = batch.volumes()
@@ -68,24 +75,29 @@ class Stack:
         energies = torch.zeros(n, dtype=self.dtype, device=self.device)
         forces = torch.zeros((n, 3), dtype=self.dtype, device=self.device)
         virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
-        graphs = self.graph_cache.graphs(batch)
+        with clock("neighbours"):
+            graphs = self.graph_cache.graphs(batch)
         for comp in self.components:
+            name = type(comp).__name__.lower()
             if comp.cutoff is None:
-                energies = energies + comp.site_energies(species)
+                with clock(name):
+                    energies = energies + comp.site_energies(species)
                 continue
             graph = graphs[comp.cutoff]
             need_grad = compute_forces or compute_stress
-            vectors = edge_vectors(batch.positions, batch.cell, graph).detach()
-            if self.backend == "torch":
-                e_i, g = self._exact(comp, species, graph, vectors, need_grad)
-            else:
-                e_i, g = comp.energies_and_edge_grads(species, graph.centers, graph.neighbors, vectors,
-                                                      backend=self.backend)
-            energies = energies + e_i.detach()
+            with clock(name):
+                vectors = edge_vectors(batch.positions, batch.cell, graph).detach()
+                if self.backend == "torch":
+                    e_i, g = self._exact(comp, species, graph, vectors, need_grad)
+                else:
+                    e_i, g = comp.energies_and_edge_grads(species, graph.centers, graph.neighbors, vectors,
+                                                          backend=self.backend)
+                energies = energies + e_i.detach()
             if need_grad:
-                f, v = scatter_forces_virials(g, vectors, graph.centers, graph.neighbors, graph.edge_system,
-                                              n, b, backend=self.backend)
-                forces, virials = forces + f, virials + v
+                with clock("scatter"):
+                    f, v = scatter_forces_virials(g, vectors, graph.centers, graph.neighbors, graph.edge_system,
+                                                  n, b, backend=self.backend)
+                    forces, virials = forces + f, virials + v
         energy = torch.zeros(b, dtype=self.dtype, device=self.device).index_add(0, batch.system_idx, energies)
         out = {"energy": energy, "energies": energies, "system_idx": batch.system_idx}
         if compute_forces:
@@ -105,3 +117,24 @@ class Stack:
             else:
                 g = torch.zeros_like(vectors)
         return e_i.detach(), g
+
+
+class _Clock:
+    """Adds the wall time of each ``with clock(name)`` block to ``timings[name]`` (no-op without a dict)."""
+
+    def __init__(self, timings: dict | None, device: torch.device):
+        self.timings = timings
+        self.cuda = device.type == "cuda"
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        if self.timings is None:
+            yield
+            return
+        if self.cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        yield
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
