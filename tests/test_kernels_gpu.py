@@ -48,3 +48,58 @@ def test_large_kernels_on_cuda(dtype):
                                       system.cpu(), n_atoms, nsys, backend="torch")
     assert_close(f, rf, dtype, scale_floor=100.0, what="forces")
     assert_close(v, rv, dtype, scale_floor=1e4, what="virials")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_atomic_base_large_on_cuda(dtype):
+    from test_atomic_base import random_edges, random_graph
+
+    rng = np.random.default_rng()
+    dev = torch.device("cuda")
+    n, nspecies, nrad, lmax = 5003, 3, 8, 6
+    offsets, species = random_graph(rng, n, 40, nspecies)
+    e = int(offsets[-1])
+    v, radial, dradial, y_re, y_im, dy_re, dy_im = (t.to(dtype).double() for t in random_edges(rng, e, nrad, lmax))
+    h = K.n_lm(lmax)
+    ga_re, ga_im = (torch.as_tensor(rng.normal(size=(n, nspecies, nrad, h))).to(dtype).double() for _ in range(2))
+    ref = K.atomic_base(radial, y_re, y_im, offsets, species, nspecies, backend="torch")
+    c = lambda t: t.to(dev, dtype)  # noqa: E731
+    out = K.atomic_base(c(radial), c(y_re), c(y_im), offsets.to(dev), species.to(dev), nspecies, backend="triton")
+    assert_close(out[0], ref[0], dtype, what="atomic base re")
+    assert_close(out[1], ref[1], dtype, what="atomic base im")
+    ref_g = K.atomic_base_edge_grads(ga_re, ga_im, offsets, species, radial, dradial, y_re, y_im, dy_re, dy_im, v,
+                                     backend="torch")
+    g = K.atomic_base_edge_grads(c(ga_re), c(ga_im), offsets.to(dev), species.to(dev), c(radial), c(dradial),
+                                 c(y_re), c(y_im), c(dy_re), c(dy_im), c(v), backend="triton")
+    r = v.norm(dim=1, keepdim=True)
+    assert_close(g.cpu().double() * r, ref_g * r, dtype, what="atomic base edge grads")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("n,h,sizes,rmax,p", [
+    (2003, 672, [5000, 3000, 0], 6, 2),  # many atoms: one program per atom
+    (5, 200, [100_000], 4, 1),  # few atoms, many terms: several programs per atom, atomics
+    (301, 50, [2000, 700], 8, 100),  # many output columns
+])
+def test_product_basis_large_on_cuda(dtype, n, h, sizes, rmax, p):
+    from test_product_basis import random_problem
+
+    rng = np.random.default_rng()
+    dev = torch.device("cuda")
+    a_re, a_im, group, goff, codes, coeff, w_rho = (
+        t.to(dtype).double() if t.is_floating_point() else t for t in random_problem(rng, n, h, sizes, rmax, p))
+    # the summed magnitudes of the terms set the scale of rounding errors (sums of both signs)
+    plain = torch.where(codes < 0, codes, codes & ~3)
+    modulus = torch.sqrt(a_re ** 2 + a_im ** 2)
+    rho_abs = K.product_basis(modulus, torch.zeros_like(a_im), group, goff, plain, coeff.abs(), backend="torch")
+    g_abs = K.product_basis_adjoint(modulus, torch.zeros_like(a_im), group, goff, plain, coeff.abs(), w_rho.abs(),
+                                    backend="torch")[0]
+    rho_ref = K.product_basis(a_re, a_im, group, goff, codes, coeff, backend="torch")
+    g_ref = K.product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    c = lambda t: t.to(dev, dtype) if t.is_floating_point() else t.to(dev)  # noqa: E731
+    args = [c(t) for t in (a_re, a_im, group, goff, codes, coeff)]
+    rho = K.product_basis(*args, backend="triton")
+    assert_close(rho, rho_ref, dtype, scale_floor=float(rho_abs.max()), what="rho")
+    g = K.product_basis_adjoint(*args, c(w_rho), backend="triton")
+    assert_close(g[0], g_ref[0], dtype, scale_floor=float(g_abs.max()), what="adjoint re")
+    assert_close(g[1], g_ref[1], dtype, scale_floor=float(g_abs.max()), what="adjoint im")

@@ -100,7 +100,9 @@ def test_calculator_follows_ase_conventions(model):
     assert atoms.get_potential_energy() != e
 
 
-def test_bad_and_degenerate_inputs(model):
+@pytest.mark.parametrize("backend", ["torch", "numba", "triton"])
+def test_bad_and_degenerate_inputs(backend):
+    model = acepy.load(POT, backend=backend)
     with pytest.raises(ValueError, match="Cu"):
         model.evaluate(Atoms("AlCu", positions=[[0, 0, 0], [2.5, 0, 0]]))
     with pytest.raises(TooCloseError, match="atoms 0 and 1"):

@@ -32,13 +32,21 @@ def _decimals_tol(value, floor):
     return max(floor, 0.5 * 10.0 ** -len(text.split(".")[1]))
 
 
-MODEL_BACKENDS = ["torch", "numba"]
+MODEL_BACKENDS = ["torch", "numba", "triton"]
+# The Triton interpreter is slow: run it on structures up to this size only.
+TRITON_MAX_ATOMS = 8
+
+
+def _skip_slow_triton(backend, n_atoms):
+    if backend == "triton" and n_atoms > TRITON_MAX_ATOMS and not torch.cuda.is_available():
+        pytest.skip(f"Triton interpreter: {n_atoms} atoms > {TRITON_MAX_ATOMS} (run on a GPU)")
 
 
 @pytest.mark.parametrize("backend", MODEL_BACKENDS)
 @pytest.mark.parametrize("case", _cases(), ids=lambda c: c["name"])
 def test_upstream_reference_values(case, backend):
     atoms = Atoms(case["symbols"], positions=case["positions"], cell=case["cell"], pbc=case["pbc"])
+    _skip_slow_triton(backend, len(atoms))
     model = acepy.load(POTENTIALS / case["potential"], backend=backend)
     out = model.evaluate(atoms)
     ref = case["reference"]
@@ -96,9 +104,13 @@ def _random_structure(elements, rng, kind):
     return atoms
 
 
-@pytest.mark.parametrize("backend", MODEL_BACKENDS)
+# every backend on every kind, but the Triton interpreter only on the one-atom cell
+_KIND_BACKEND = [(k, b) for k in ("fcc", "triclinic", "small", "cluster") for b in MODEL_BACKENDS
+                 if b != "triton" or k == "small" or torch.cuda.is_available()]
+
+
+@pytest.mark.parametrize("kind,backend", _KIND_BACKEND)
 @pytest.mark.parametrize("name", _pyace_files())
-@pytest.mark.parametrize("kind", ["fcc", "triclinic", "small", "cluster"])
 def test_matches_pyace_calculator(name, kind, backend):
     pyace = pytest.importorskip("pyace")
     path = POTENTIALS / name

@@ -1,0 +1,272 @@
+"""The sparse product contraction of the ACE basis and its adjoint: plain complex loops, the
+reference's autograd, finite differences, and every backend against the reference."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from acepy.kernels import encode_factor, product_basis, product_basis_adjoint
+from conftest import assert_close, device_for, fast_backends
+
+
+def random_problem(rng, n, h, group_sizes, rmax, p, interior_padding=False):
+    """Atoms in groups, terms of rank 1..rmax (trailing -1 padding), random conj/neg flags, some
+    terms repeating a column, and some groups without terms."""
+    group_offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(group_sizes)]))
+    s = int(group_offsets[-1])
+    columns = rng.integers(0, h, (s, rmax))
+    if rmax > 1:  # duplicate columns within a term (with other flags, drawn below)
+        dup = rng.random(s) < 0.3
+        columns[dup, 1] = columns[dup, 0]
+    codes = 4 * columns + 2 * rng.integers(0, 2, (s, rmax)) + rng.integers(0, 2, (s, rmax))
+    rank = rng.integers(1, rmax + 1, s)
+    codes[np.arange(rmax)[None, :] >= rank[:, None]] = -1
+    if interior_padding and rmax > 2:
+        codes[rng.random((s, rmax)) < 0.2] = -1
+    a_re, a_im = (torch.as_tensor(rng.normal(size=(n, h))) for _ in range(2))
+    group = torch.as_tensor(rng.integers(0, len(group_sizes), n))
+    coeff = torch.as_tensor(rng.normal(size=(s, p)))
+    w_rho = torch.as_tensor(rng.normal(size=(n, p)))
+    return a_re, a_im, group, group_offsets, torch.as_tensor(codes), coeff, w_rho
+
+
+def python_rho(a_re, a_im, group, group_offsets, codes, coeff):
+    """Python complex arithmetic, term by term: an oracle independent of the reference."""
+    a = a_re.numpy() + 1j * a_im.numpy()
+    rho = np.zeros((a.shape[0], coeff.shape[1]))
+    for i in range(a.shape[0]):
+        g = int(group[i])
+        for s in range(int(group_offsets[g]), int(group_offsets[g + 1])):
+            prod = 1.0 + 0j
+            for c in codes[s].tolist():
+                if c < 0:
+                    continue
+                f = a[i, c // 4]
+                f = f.conjugate() if (c // 2) % 2 else f
+                prod *= -f if c % 2 else f
+            rho[i] += coeff[s].numpy() * prod.real
+    return torch.as_tensor(rho)
+
+
+CASES = {
+    "one": (1, 1, [3], 1, 1),
+    "empty-group": (6, 7, [5, 0, 40], 4, 3),
+    "rank6": (5, 10, [17, 9], 6, 2),
+    "rank8-wideP": (4, 5, [30], 8, 33),
+    "long": (3, 12, [150], 3, 1),  # more terms than one block
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_backends_agree_with_reference(backend, dtype, case):
+    n, h, sizes, rmax, p = CASES[case]
+    rng = np.random.default_rng()
+    # the reference sees the same rounded inputs as the backend
+    a_re, a_im, group, goff, codes, coeff, w_rho = (
+        t.to(dtype).double() if t.is_floating_point() else t for t in random_problem(rng, n, h, sizes, rmax, p))
+    rho_ref = product_basis(a_re, a_im, group, goff, codes, coeff, backend="torch")
+    g_ref = product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    d = device_for(backend)
+    c = lambda t: t.to(d, dtype) if t.is_floating_point() else t.to(d)  # noqa: E731
+    args = [c(t) for t in (a_re, a_im, group, goff, codes, coeff)]
+    rho = product_basis(*args, backend=backend)
+    assert rho.dtype == dtype and rho.shape == (n, p)
+    assert_close(rho, rho_ref, dtype, what=f"{backend} rho")
+    g = product_basis_adjoint(*args, c(w_rho), backend=backend)
+    for q, what in enumerate(("re", "im")):
+        assert g[q].dtype == dtype and g[q].shape == (n, h)
+        assert_close(g[q], g_ref[q], dtype, what=f"{backend} adjoint {what}")
+
+
+@pytest.mark.parametrize("split", [1, 3])
+def test_triton_term_slices(split):
+    """Several programs per atom (few atoms, many terms on a GPU) add their partial sums atomically."""
+    if "triton" not in fast_backends():
+        pytest.skip("Triton cannot run here")
+    from acepy.kernels.triton_gpu import product_basis as T
+
+    rng = np.random.default_rng()
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 3, 6, [200, 0, 90], 4, 2)
+    d = device_for("triton")
+    args = [t.to(d) for t in (a_re, a_im, group, goff, codes, coeff)]
+    rho = T.product_basis(*args, split=split)
+    assert_close(rho, product_basis(a_re, a_im, group, goff, codes, coeff, backend="torch"), torch.float64,
+                 what=f"rho split {split}")
+    g = T.product_basis_adjoint(*args, w_rho.to(d), split=split)
+    g_ref = product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    assert_close(g[0], g_ref[0], torch.float64, what=f"adjoint re split {split}")
+    assert_close(g[1], g_ref[1], torch.float64, what=f"adjoint im split {split}")
+
+
+def test_reference_against_python_loops_and_a_hand_value():
+    rng = np.random.default_rng()
+    for interior in (False, True):
+        args = random_problem(rng, 7, 5, [11, 0, 6], 5, 3, interior_padding=interior)[:6]
+        assert_close(product_basis(*args, backend="torch"), python_rho(*args), torch.float64, what="reference")
+    # Re( conj(a0) * (-a1) * a1 ) with a0 = 2 + i, a1 = 1 - 3i: conj(a0) a1^2 = (2 - i)(-8 - 6i) = -22 - 4i
+    a_re = torch.tensor([[2.0, 1.0]], dtype=torch.float64)
+    a_im = torch.tensor([[1.0, -3.0]], dtype=torch.float64)
+    codes = torch.tensor([[encode_factor(0, True, False), encode_factor(1, False, True), encode_factor(1, False, False),
+                           -1]])
+    assert codes.tolist() == [[2, 5, 4, -1]]
+    for backend in ("torch", "numba"):
+        rho = product_basis(a_re, a_im, torch.tensor([0]), torch.tensor([0, 1]), codes,
+                            torch.tensor([[1.0, 0.5]], dtype=torch.float64), backend=backend)
+        assert torch.allclose(rho, torch.tensor([[22.0, 11.0]], dtype=torch.float64), rtol=0, atol=1e-13), backend
+
+
+def test_interior_padding_is_a_factor_one(backend):
+    """A -1 anywhere in a term is the factor 1 on every backend."""
+    rng = np.random.default_rng()
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 4, 6, [25, 8], 5, 2, interior_padding=True)
+    d = device_for(backend)
+    args = [t.to(d) for t in (a_re, a_im, group, goff, codes, coeff)]
+    assert_close(product_basis(*args, backend=backend), python_rho(a_re, a_im, group, goff, codes, coeff),
+                 torch.float64, what=backend)
+    g_ref = product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
+    assert_close(g[0], g_ref[0], torch.float64, what=f"{backend} adjoint re")
+    assert_close(g[1], g_ref[1], torch.float64, what=f"{backend} adjoint im")
+
+
+def test_adjoint_matches_finite_differences():
+    rng = np.random.default_rng()
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 6, 8, [40, 3, 0], 6, 3)
+    args = (group, goff, codes, coeff)
+    g_re, g_im = product_basis_adjoint(a_re, a_im, *args, w_rho, backend="torch")
+    g_nb = product_basis_adjoint(a_re, a_im, *args, w_rho, backend="numba")
+    assert_close(g_nb[0], g_re, torch.float64, what="numba re")
+    assert_close(g_nb[1], g_im, torch.float64, what="numba im")
+
+    def energy(x_re, x_im):
+        return float((product_basis(x_re, x_im, *args, backend="torch") * w_rho).sum())
+
+    eps = 1e-6
+    for _ in range(3):
+        d_re, d_im = torch.randn_like(a_re), torch.randn_like(a_im)
+        fd = (energy(a_re + eps * d_re, a_im + eps * d_im) - energy(a_re - eps * d_re, a_im - eps * d_im)) / (2 * eps)
+        exact = float((g_re * d_re).sum() + (g_im * d_im).sum())
+        assert abs(fd - exact) <= 1e-6 * max(1.0, abs(exact)), (fd, exact)
+
+
+def test_reference_is_twice_differentiable():
+    rng = np.random.default_rng()
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 3, 4, [12], 3, 2)
+    x = a_re.clone().requires_grad_()
+    rho = product_basis(x, a_im, group, goff, codes, coeff, backend="torch")
+    (g,) = torch.autograd.grad((rho * w_rho).sum(), x, create_graph=True)
+    (h,) = torch.autograd.grad(g[0, 0], x)
+    assert torch.isfinite(h).all() and h.shape == x.shape
+
+
+def test_empty_inputs(backend):
+    d = device_for(backend)
+    f64 = dict(dtype=torch.float64, device=d)
+    lng = dict(dtype=torch.long, device=d)
+    rng = np.random.default_rng()
+    # no atoms
+    rho = product_basis(torch.zeros(0, 3, **f64), torch.zeros(0, 3, **f64), torch.zeros(0, **lng),
+                        torch.tensor([0, 2], device=d), torch.tensor([[0, -1], [4, 8]], device=d),
+                        torch.ones(2, 5, **f64), backend=backend)
+    assert rho.shape == (0, 5)
+    # no terms at all, and atoms whose groups have no terms
+    a = torch.ones(3, 4, **f64)
+    rho = product_basis(a, a, torch.zeros(3, **lng), torch.zeros(2, **lng), torch.zeros(0, 2, **lng),
+                        torch.zeros(0, 2, **f64), backend=backend)
+    assert rho.shape == (3, 2) and not rho.any()
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 5, 4, [0, 6, 0], 3, 2)
+    group = torch.tensor([0, 2, 0, 2, 2])
+    args = [t.to(d) for t in (a_re, a_im, group, goff, codes, coeff)]
+    assert not product_basis(*args, backend=backend).any()
+    g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
+    assert not g[0].any() and not g[1].any()
+    # no output columns
+    args[-1] = coeff[:, :0].to(d)
+    assert product_basis(*args, backend=backend).shape == (5, 0)
+    # RMAX = 0: every term is the empty product 1
+    group = torch.tensor([1, 0, 1, 1, 2], device=d)
+    args = [a_re.to(d), a_im.to(d), group, goff.to(d), torch.zeros(6, 0, **lng), coeff.to(d)]
+    assert_close(product_basis(*args, backend=backend), coeff.sum(0).expand(5, 2) * (group == 1)[:, None].cpu(),
+                 torch.float64, what="rank 0")
+    g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
+    assert not g[0].any() and not g[1].any()
+
+
+def test_bad_inputs():
+    rng = np.random.default_rng(0)
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 4, 5, [6, 3], 3, 2)
+
+    def call(**kw):
+        args = dict(a_re=a_re, a_im=a_im, group=group, group_offsets=goff, codes=codes, coeff=coeff)
+        args.update(kw)
+        return product_basis(**args)
+
+    with pytest.raises(ValueError, match="a_re / a_im"):
+        call(a_im=a_im[:, :3])
+    with pytest.raises(ValueError, match="a_re / a_im"):
+        call(a_re=a_re[0])
+    with pytest.raises(ValueError, match="group must be"):
+        call(group=group[:3])
+    with pytest.raises(ValueError, match="codes must be"):
+        call(coeff=coeff[:5])
+    with pytest.raises(ValueError, match="codes must be"):
+        call(codes=codes[:, 0])
+    with pytest.raises(ValueError, match="group_offsets"):
+        call(group_offsets=torch.tensor([0, 6, 8]))
+    with pytest.raises(ValueError, match="group_offsets"):
+        call(group_offsets=torch.tensor([0, 7, 6, 9]))
+    with pytest.raises(IndexError, match="group must lie"):
+        call(group=torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(IndexError, match="group must lie"):
+        call(group=torch.tensor([0, -1, 1, 0]))
+    bad = codes.clone()
+    bad[2, 0] = 4 * 5  # column 5 of a row of 5
+    with pytest.raises(IndexError, match="factor codes"):
+        call(codes=bad)
+    bad[2, 0] = -2
+    with pytest.raises(IndexError, match="factor codes"):
+        call(codes=bad)
+    with pytest.raises(ValueError, match="w_rho"):
+        product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho[:, :1])
+    with pytest.raises(ValueError, match="devices"):
+        call(codes=codes.to("meta"))
+
+
+COMPILE_CHECK = textwrap.dedent("""
+    import os
+    os.environ.pop("TRITON_INTERPRET", None)
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from acepy.kernels.triton_gpu import product_basis as P
+
+    def compile_sm90(fn, sig, consts):
+        sig = {**sig, **{k: "constexpr" for k in consts}}
+        triton.compile(ASTSource(fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32))
+
+    for ft in ("*fp64", "*fp32"):
+        common = dict(are_ptr=ft, aim_ptr=ft, grp_ptr="*i64", goff_ptr="*i64", codes_ptr="*i64", coeff_ptr=ft)
+        for rmax in (0, 3, 8):
+            compile_sm90(P._product_kernel, dict(common, rho_ptr=ft, H="i32", P="i32", SPLIT="i32"),
+                         dict(RMAX=rmax, BLOCK_S=32, BLOCK_P=32, ATOMIC=rmax == 3))
+            compile_sm90(P._adjoint_kernel, dict(common, w_ptr=ft, gre_ptr=ft, gim_ptr=ft, H="i32", P="i32",
+                                                 SPLIT="i32"),
+                         dict(RMAX=rmax, R=triton.next_power_of_2(max(rmax, 1)), BLOCK_S=32, BLOCK_P=16))
+    print("compiled")
+""")
+
+
+def test_triton_kernels_compile_for_sm90():
+    """The interpreter runs numpy: compile the kernels for real (no GPU needed, ptxas ships with Triton)."""
+    compiler = pytest.importorskip("triton.compiler")
+    backends = pytest.importorskip("triton.backends.compiler")
+    if not (hasattr(compiler, "ASTSource") and hasattr(backends, "GPUTarget")):
+        pytest.skip("this Triton has no ASTSource / GPUTarget")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    res = subprocess.run([sys.executable, "-c", COMPILE_CHECK], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and "compiled" in res.stdout, res.stderr[-3000:]
