@@ -10,6 +10,6 @@ __version__ = "0.1.0"
 from . import kernels  # noqa: F401
 from .batch import Batch, batch_from_atoms
 from .calculators import ACECalculator
-from .loading import load
+from .loading import bundled, load
 
-__all__ = ["ACECalculator", "Batch", "batch_from_atoms", "load", "kernels"]
+__all__ = ["ACECalculator", "Batch", "batch_from_atoms", "bundled", "load", "kernels"]

@@ -22,11 +22,47 @@ def _dtype(dtype) -> torch.dtype:
     return _DTYPES[dtype]
 
 
-def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, skin: float = 0.0) -> Stack:
-    """Read a ``.yace``/``.ace`` potential and stack OneBody(E0) + ACE (+ pair table, coming)."""
+_DATA = Path(__file__).resolve().parent / "data"
+
+
+def bundled() -> list[str]:
+    """Names of the potentials shipped with acepy (synthetic, for benchmarks and tests; see
+    ``acepy.basis.bundled``). ``acepy.load(name)`` loads one."""
+    return sorted(p.stem for p in _DATA.glob("*.yace"))
+
+
+def _resolve(path) -> Path:
+    """A file path as given, or the shipped file of a bundled potential name (with or without .yace)."""
+    candidate = Path(path)
+    if candidate.exists() or not isinstance(path, str) or "/" in path or "\\" in path:
+        return candidate
+    stem = path[:-5] if path.endswith(".yace") else path
+    if stem in bundled():
+        return _DATA / f"{stem}.yace"
+    if not candidate.suffix:
+        raise FileNotFoundError(2, f"no such file, and no bundled potential of that name (bundled: "
+                                   f"{', '.join(bundled())})", path)
+    return candidate
+
+
+def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, skin: float = 0.0,
+         table_n: int | None = None, table_style: str = "spline", table_cutoff=None) -> Stack:
+    """Read a ``.yace``/``.ace`` potential and stack OneBody(E0) + ACE (+ a tabulated pair term).
+
+    ``path`` may also be the name of a bundled potential (``acepy.bundled()``).
+
+    ``pair_table`` is a LAMMPS ``pair_style table`` file (ACEpotentials.jl's ``<stem>_pairpot.table``),
+    evaluated as ``pair_style hybrid/overlay pace table <table_style> <table_n>`` with one
+    ``pair_coeff`` per element pair (section ``A_B`` or ``B_A``, see :class:`acepy.models.pair.Pair`).
+    ``table_n`` is LAMMPS's table length N (default: the file's number of points), and
+    ``table_cutoff`` the optional ``pair_coeff`` cutoff (a float, or ``{("A", "B"): rc}``).
+    """
     dt = _dtype(dtype)
-    spec = read_potential(Path(path))
-    if pair_table is not None:
-        raise ValueError("pair tables are read (acepy.io.read_pair_table) but not yet evaluated by the model")
+    spec = read_potential(_resolve(path))
     components = [OneBody(spec.E0, dtype=dt, device=device), ACE(spec, dtype=dt, device=device)]
+    if pair_table is not None:
+        from acepy.models.pair import Pair
+
+        components.append(Pair(pair_table, spec.elements, tablength=table_n, style=table_style,
+                               cutoff=table_cutoff, dtype=dt, device=device))
     return Stack(components, spec.elements, dtype=dt, device=device, backend=backend, skin=skin)

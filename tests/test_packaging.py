@@ -25,6 +25,14 @@ def test_wheel_layout(tmp_path):
         if module != "backend":
             for sub in ("reference", "numba_cpu", "triton_gpu"):
                 assert f"acepy/kernels/{sub}/{module}.py" in names
+    # the basis generator and the bundled synthetic potentials (acepy.bundled(), acepy.load(name))
+    for module in ("__init__", "coupling", "generator", "bundled", "evaluate"):
+        assert f"acepy/basis/{module}.py" in names
+    import acepy
+
+    for name in acepy.bundled():
+        assert f"acepy/data/{name}.yace" in names, f"bundled potential {name} missing from the wheel"
+    assert acepy.bundled(), "no bundled potentials found in the source tree"
 
 
 def test_installed_kernels_are_the_repository_folder():

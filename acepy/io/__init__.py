@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .ace import read_ace
+from .pacemaker_yaml import read_pacemaker_yaml
 from .pair_table import PairTable, PairTableSection, read_pair_table
 from .spec import (
     ACEPotentialSpec,
@@ -22,11 +23,14 @@ from .spec import (
     SplineBond,
 )
 from .yace import read_yace
+from .yace_writer import write_yace
 
 __all__ = [
     "read_potential",
     "read_yace",
+    "write_yace",
     "read_ace",
+    "read_pacemaker_yaml",
     "read_pair_table",
     "PotentialFileError",
     "ACEPotentialSpec",
@@ -43,7 +47,7 @@ __all__ = [
 
 
 def read_potential(path) -> ACEPotentialSpec:
-    """Read a `.yace` or `.ace` potential, chosen by the file extension as the C++ code does."""
+    """Read a `.yace`, `.ace` or pacemaker `.yaml` potential, chosen by the file extension."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".yace":
@@ -51,6 +55,5 @@ def read_potential(path) -> ACEPotentialSpec:
     if suffix == ".ace":
         return read_ace(path)
     if suffix in (".yaml", ".yml"):
-        raise PotentialFileError(path, None, "pacemaker B-basis .yaml files must first be converted to "
-                                 "C-tilde form (pace_yaml2yace); read the resulting .yace")
-    raise PotentialFileError(path, None, f"unrecognized file type {path.suffix!r}; expected .yace or .ace")
+        return read_pacemaker_yaml(path)  # pacemaker B-basis, converted to C-tilde form
+    raise PotentialFileError(path, None, f"unrecognized file type {path.suffix!r}; expected .yace, .ace or .yaml")

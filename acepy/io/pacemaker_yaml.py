@@ -1,0 +1,609 @@
+"""Reader of pacemaker B-basis `.yaml` potentials (`output_potential.yaml`; ACE_SPEC.md 1.10).
+
+pacemaker writes its fitted potentials as B-basis functions: products of atomic bases coupled to a
+rotation invariant with the intermediate angular momenta `lint`. The evaluator works on the C-tilde
+form (spec 1.7), so this reader expands every B function into its m-tuples with the generalized
+Clebsch-Gordan coefficients of :mod:`acepy.basis.coupling` and merges them exactly as python-ace's
+`ACEBBasisSet(...).to_ACECTildeBasisSet()` does (what `pace_yaml2yace` writes), giving an
+`ACEPotentialSpec` like the `.yace` reader's.
+
+The file layout and its defaults follow python-ace's reader (`ace/ace_yaml_input.cpp`,
+`Input::parse_input`) and `ACEBBasisSet::initialize_basis` (`ace/ace_b_basis.cpp`):
+
+* `global.DeltaSplineBins` (> 0) and a list `species` of blocks. `metadata` and `auxdata` are ignored.
+* Elements are every name in any `speciesblock`, sorted lexicographically (species index = position).
+  E0 is zero (the B-basis format has none).
+* A single-species block (`Al`) carries the embedding (`ndensityi`, `npoti`, `parameters`, optional
+  `rho_core_cut` = 100000 and `drho_core_cut` = 250) and the radial basis of the bond (Al, Al).
+  A two-species block (`Al Ni`) carries the bond (Al, Ni); a block without a radial basis takes it
+  from its dual block (`Ni Al`), and core repulsion likewise. Blocks with three or more species only
+  hold functions.
+* Radial basis keys: `lmaxi`, `nradmaxi`, `nradbaseij`, `radbase`, `radparameters`,
+  `radcoefficients` ([n][l][k], or the deprecated flat list in k-outer, n, l-inner order), `rcutij`,
+  `dcutij`; then `core-repulsion: [prehc, lambdahc]` (default [0, 0]), `inner_cutoff_type` (default
+  `density`, and it must be the same in every one- and two-species block), `r_in`, `delta_in`
+  (default 0).
+* `nbody`: functions `{type: "Al Al Ni", nr, nl, lint (rank > 2), c, skip}`; `c` has one value per
+  density of the central species (a bare number for one density); `skip: true` drops the function.
+
+Conversion (python-ace `ace_couplings.cpp::generate_equivariant_ms_cg_list`, `ace_b_basis.cpp`
+`order_and_compress_b_basis_function`, `summation_over_LS`):
+
+1. each B function's m-tuples with a non-zero coefficient, in the "half basis": tuples whose first
+   non-zero m is negative are dropped and the coefficients of those whose first non-zero m is
+   positive are doubled (Re of a product at -ms equals that at ms for even sum(ls));
+2. "compression": within each tuple, the factors are sorted by (mu, n, l, m); equal sorted tuples are
+   summed and sums below 1e-15 dropped. Only if that shortens the list are the sorted factors and
+   tuples kept (otherwise the function stays as written);
+3. functions with the same (mu0, mus, ns, ls) are merged: the C-tilde coefficient of each m-tuple and
+   density p is the sum over them of c_p * coefficient.
+
+Deliberate differences from python-ace, where it would read past what the file gives or silently
+use garbage: every element needs a single-species block; a too short flat `radcoefficients` list is
+an error (python-ace prints a message and fills zeros); an unknown `npoti`, `radbase` or
+`inner_cutoff_type` is an error; a C-tilde function left without any m-tuple (every generalized
+coefficient of its B functions zero) is not kept; the blocks may come in any order (python-ace wants
+an element's single-species block before the blocks of functions centred on it).
+python-ace also drops the round-off coefficients (~1e-17) its floating-point Clebsch-Gordan values
+give to m-tuples whose exact coefficient is zero; when that is all its compression step removes, it
+still keeps the factors sorted, where this reader (exact coefficients) keeps them as written. The
+product of A's does not depend on the factor order, so the potential is the same.
+Like python-ace, an element pair that no block describes gets an empty bond (no radial functions,
+no core repulsion; the cutoff 1.0 and the other defaults of python-ace's radial tables).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .spec import (
+    INNER_CUTOFF_TYPES,
+    NPOTI_NAMES,
+    ACEPotentialSpec,
+    CTildeFunction,
+    Embedding,
+    PaceBond,
+    function_problem,
+    is_pace_radbasename,
+)
+from .yace import _SYMBOLS, _describe, _Doc, _sub, load_yaml_document
+
+__all__ = ["read_pacemaker_yaml", "b_function_to_ctilde_terms"]
+
+# Defaults of python-ace's reader and radial tables.
+_RHO_CORE_CUT_DEFAULT = 100000.0
+_DRHO_CORE_CUT_DEFAULT = 250.0
+# ACERadialFunctions defaults for a pair without a bond block (python-ace fills cut = dcut =
+# lambda = lambdahc = 1, prehc = 0, crad = 0, radbase ChebExpCos; checked with pyace 0.4).
+_MISSING_BOND = dict(radbasename="ChebExpCos", radparameters=(1.0,), rcut=1.0, dcut=1.0, prehc=0.0, lambdahc=1.0)
+# order_and_compress_b_basis_function drops merged coefficients below this.
+_COMPRESS_DROP = 1e-15
+# yaml-cpp's `as<bool>` spellings (the yace loader keeps YAML booleans as strings).
+_TRUE = {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}
+_FALSE = {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}
+_RADIAL_KEYS = ("lmaxi", "nradmaxi", "nradbaseij", "radbase", "radparameters", "radcoefficients")
+
+
+@dataclass
+class _Radial:
+    lmax: int
+    nradmax: int
+    nradbase: int
+    radbase: str
+    radparameters: np.ndarray
+    crad: np.ndarray  # (nradmax, lmax + 1, nradbase)
+    rcut: float
+    dcut: float
+
+    def same(self, other: "_Radial") -> bool:
+        return (self.lmax == other.lmax and self.nradmax == other.nradmax and self.nradbase == other.nradbase
+                and self.radbase == other.radbase
+                and np.array_equal(self.radparameters, other.radparameters)
+                and np.array_equal(self.crad, other.crad)
+                and self.rcut == other.rcut and self.dcut == other.dcut)
+
+
+@dataclass
+class _BFunc:
+    where: str
+    elements: list[str]
+    rank: int
+    ns: list[int]
+    ls: list[int]
+    LS: list[int]
+    coeffs: np.ndarray
+    skip: bool
+
+
+@dataclass
+class _Block:
+    where: str
+    name: str
+    elements_vec: list[str]  # 'Al' -> ['Al', 'Al']
+    nspecies: int
+    ndensity: int = 0
+    npoti: str = ""
+    fs_parameters: np.ndarray | None = None
+    rho_cut: float = _RHO_CORE_CUT_DEFAULT
+    drho_cut: float = _DRHO_CORE_CUT_DEFAULT
+    radial: _Radial | None = None
+    core: tuple[float, float] | None = None  # (prehc, lambdahc) if the block gives `core-repulsion`
+    inner_cutoff_type: str = "density"
+    r_in: float = 0.0
+    delta_in: float = 0.0
+    functions: list[_BFunc] = field(default_factory=list)
+
+    @property
+    def mu0(self) -> str:
+        return self.elements_vec[0]
+
+    @property
+    def core_parameters(self) -> tuple[float, float]:
+        return self.core if self.core is not None else (0.0, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def read_pacemaker_yaml(path) -> ACEPotentialSpec:
+    """Read a pacemaker B-basis `.yaml` potential and convert it to an `ACEPotentialSpec`.
+
+    Raises FileNotFoundError for a missing file and `PotentialFileError` (naming the file and the
+    key path, e.g. ``species[1].nbody[3].lint``) for anything malformed or unsupported.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "potential file not found", str(path))
+    doc = _Doc(path)
+    top = load_yaml_document(path)
+    if not isinstance(top, dict):
+        raise doc.error(None, f"the top level must be a mapping, got {_describe(top)}")
+    if "global" not in top and "functions" in top and "bonds" in top:
+        raise doc.error("global", "required key is missing: this looks like a C-tilde .yace document, "
+                        "not a pacemaker B-basis file; give it the .yace extension")
+    glob = doc.mapping(doc.get(top, "global", ""), "global")
+    delta = doc.float_(doc.get(glob, "DeltaSplineBins", "global"), "global.DeltaSplineBins")
+    if delta <= 0:
+        raise doc.error("global.DeltaSplineBins", f"must be > 0, got {delta}")
+    raw_blocks = doc.seq(doc.get(top, "species", ""), "species")
+    if not raw_blocks:
+        raise doc.error("species", "no species blocks")
+
+    blocks = [_read_block_head(doc, b, _sub("species", i)) for i, b in enumerate(raw_blocks)]
+    elements = sorted({e for b in blocks for e in b.elements_vec})
+    ndensity = _ndensities(doc, raw_blocks, blocks, elements)
+    for raw, block in zip(raw_blocks, blocks):
+        _read_block_body(doc, raw, block, ndensity)
+    _share_dual_blocks(doc, blocks)
+    for block in blocks:
+        _check_block_functions(doc, block)
+
+    index = {e: i for i, e in enumerate(elements)}
+    inner = _global_inner_cutoff_type(doc, blocks)
+    if inner == "zbl":
+        unknown = [e for e in elements if e not in _SYMBOLS]
+        if unknown:
+            raise doc.error("species", f"zbl inner cutoff needs chemical symbols; unknown {unknown}")
+    bonds = _bonds(doc, blocks, index, inner)
+    embeddings = [_embedding(doc, next(b for b in blocks if b.nspecies == 1 and b.mu0 == e)) for e in elements]
+    spec = ACEPotentialSpec(
+        elements=elements, E0=np.zeros(len(elements)), delta_spline_bins=delta, embeddings=embeddings,
+        bonds=bonds, functions=[], lmax=max(b.lmax for b in bonds.values()), inner_cutoff_type=inner,
+        radial_kind="pace", source=str(path))
+    spec.functions = _ctilde_functions(doc, blocks, index, bonds, spec)
+    return spec
+
+
+def _read_block_head(doc: _Doc, value, where: str) -> _Block:
+    b = doc.mapping(value, where)
+    name = doc.str_(doc.get(b, "speciesblock", where), _sub(where, "speciesblock"))
+    vec = name.split()
+    if not vec:
+        raise doc.error(_sub(where, "speciesblock"), "empty species block name")
+    nspecies = len(set(vec))
+    if len(vec) == 1:
+        vec = vec * 2  # 'Al' is the pair block 'Al Al'
+    return _Block(where=where, name=name, elements_vec=vec, nspecies=nspecies)
+
+
+def _ndensities(doc: _Doc, raw_blocks, blocks: list[_Block], elements: list[str]) -> dict[str, int]:
+    """ndensityi of every element, from its single-species block (exactly one per element)."""
+    out: dict[str, int] = {}
+    for raw, block in zip(raw_blocks, blocks):
+        if block.nspecies != 1:
+            continue
+        key = _sub(block.where, "ndensityi")
+        nd = doc.int_(doc.get(raw, "ndensityi", block.where), key, minimum=1)
+        if block.mu0 in out:
+            raise doc.error(block.where, f"second single-species block for {block.mu0!r} (ndensity already defined)")
+        out[block.mu0] = nd
+    missing = [e for e in elements if e not in out]
+    if missing:
+        raise doc.error("species", f"element(s) {missing} have no single-species block (speciesblock: "
+                        f"{missing[0]}) giving the embedding and the radial basis of the bond "
+                        f"({missing[0]}, {missing[0]})")
+    return out
+
+
+def _read_block_body(doc: _Doc, b: dict, block: _Block, ndensity: dict[str, int]) -> None:
+    where = block.where
+
+    def num(key, default=KeyError):
+        return doc.float_(doc.get(b, key, where, default), _sub(where, key))
+
+    block.ndensity = ndensity[block.mu0]
+    if block.nspecies == 1:
+        npoti = doc.str_(doc.get(b, "npoti", where), _sub(where, "npoti"))
+        if npoti not in NPOTI_NAMES:
+            raise doc.error(_sub(where, "npoti"), f"unknown embedding {npoti!r}; expected one of {NPOTI_NAMES}")
+        block.npoti = npoti
+        block.fs_parameters = doc.floats(doc.get(b, "parameters", where), _sub(where, "parameters"))
+        if block.fs_parameters.size != 2 * block.ndensity:
+            raise doc.error(_sub(where, "parameters"), f"has {block.fs_parameters.size} values; ndensityi = "
+                            f"{block.ndensity} needs {2 * block.ndensity} (weight and exponent per density)")
+        block.rho_cut = num("rho_core_cut", _RHO_CORE_CUT_DEFAULT)
+        block.drho_cut = num("drho_core_cut", _DRHO_CORE_CUT_DEFAULT)
+
+    if block.nspecies <= 2:
+        if "lmaxi" in b:
+            block.radial = _read_radial(doc, b, where)
+        else:
+            partial = [k for k in _RADIAL_KEYS if k in b]
+            if partial:
+                raise doc.error(_sub(where, "lmaxi"), f"required key is missing: the radial basis of block "
+                                f"{block.name!r} is only partially defined ({', '.join(partial)} given)")
+            if block.nspecies == 1:
+                raise doc.error(_sub(where, "lmaxi"), f"required key is missing: single-species block "
+                                f"{block.name!r} must define the radial basis (lmaxi, nradmaxi, nradbaseij, "
+                                "radbase, radparameters, radcoefficients, rcutij, dcutij)")
+        if "core-repulsion" in b:
+            key = _sub(where, "core-repulsion")
+            pre, lam = doc.floats(b["core-repulsion"], key, length=2)
+            block.core = (float(pre), float(lam))
+        inner = doc.str_(doc.get(b, "inner_cutoff_type", where, "density"), _sub(where, "inner_cutoff_type"))
+        if inner not in INNER_CUTOFF_TYPES:
+            raise doc.error(_sub(where, "inner_cutoff_type"),
+                            f"unknown value {inner!r}; expected one of {INNER_CUTOFF_TYPES}")
+        block.inner_cutoff_type = inner
+        block.r_in = num("r_in", 0.0)
+        block.delta_in = num("delta_in", 0.0)
+
+    nbody = b.get("nbody")
+    if nbody is not None:  # python-ace only warns about a block without functions
+        allowed = set(block.elements_vec)
+        block.functions = [_read_function(doc, f, _sub(_sub(where, "nbody"), i), block, allowed)
+                           for i, f in enumerate(doc.seq(nbody, _sub(where, "nbody")))]
+
+
+def _read_radial(doc: _Doc, b: dict, where: str) -> _Radial:
+    def integer(key):
+        return doc.int_(doc.get(b, key, where), _sub(where, key), minimum=0)
+
+    lmax, nradmax, nradbase = integer("lmaxi"), integer("nradmaxi"), integer("nradbaseij")
+    radbase = doc.str_(doc.get(b, "radbase", where), _sub(where, "radbase"))
+    if not is_pace_radbasename(radbase):
+        raise doc.error(_sub(where, "radbase"), f"unknown radial basis {radbase!r}; expected one of "
+                        "ChebExpCos, ChebPow, ChebLinear, SBessel, TEST_*")
+    radparameters = doc.floats(doc.get(b, "radparameters", where), _sub(where, "radparameters"))
+    if radparameters.size == 0:  # python-ace reads radparameters[0] for every basis
+        raise doc.error(_sub(where, "radparameters"), "must not be empty")
+    key = _sub(where, "radcoefficients")
+    crad = _read_radcoefficients(doc, doc.get(b, "radcoefficients", where), key, (nradmax, lmax + 1, nradbase))
+    rcut = doc.float_(doc.get(b, "rcutij", where), _sub(where, "rcutij"))
+    if rcut <= 0:
+        raise doc.error(_sub(where, "rcutij"), f"must be > 0, got {rcut}")
+    dcut = doc.float_(doc.get(b, "dcutij", where), _sub(where, "dcutij"))
+    return _Radial(lmax=lmax, nradmax=nradmax, nradbase=nradbase, radbase=radbase, radparameters=radparameters,
+                   crad=crad, rcut=rcut, dcut=dcut)
+
+
+def _read_radcoefficients(doc: _Doc, value, where: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """[n][l][k] with at least the declared sizes (extra entries are ignored, as upstream), or the
+    deprecated flat list, ordered k outer, then n, then l (`Input::read_radcoefficients`)."""
+    rows = doc.seq(value, where)
+    crad = np.zeros(shape, dtype=np.float64)
+    if rows and not any(isinstance(r, list) for r in rows):  # deprecated flat form
+        need = shape[0] * shape[1] * shape[2]
+        if len(rows) < need:
+            raise doc.error(where, f"flat (deprecated) list has {len(rows)} values; nradmaxi * (lmaxi + 1) * "
+                            f"nradbaseij = {need} needed")
+        flat = [doc.float_(v, _sub(where, i)) for i, v in enumerate(rows[:need])]
+        crad[...] = np.asarray(flat).reshape(shape[2], shape[0], shape[1]).transpose(1, 2, 0)
+        return crad
+    for n in range(shape[0]):
+        if n >= len(rows):
+            raise doc.error(where, f"has {len(rows)} entries for n, nradmaxi = {shape[0]} needed")
+        ls = doc.seq(rows[n], _sub(where, n))
+        for l in range(shape[1]):
+            if l >= len(ls):
+                raise doc.error(_sub(where, n), f"has {len(ls)} entries for l, lmaxi + 1 = {shape[1]} needed")
+            ks = doc.seq(ls[l], f"{where}[{n}][{l}]")
+            if len(ks) < shape[2]:
+                raise doc.error(f"{where}[{n}][{l}]", f"has {len(ks)} entries for k, nradbaseij = {shape[2]} needed")
+            crad[n, l] = [doc.float_(ks[k], f"{where}[{n}][{l}][{k}]") for k in range(shape[2])]
+    return crad
+
+
+def _bool(doc: _Doc, value, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _TRUE:
+        return True
+    if isinstance(value, str) and value in _FALSE:
+        return False
+    raise doc.error(where, f"expected true or false, got {_describe(value)}")
+
+
+def _read_function(doc: _Doc, value, where: str, block: _Block, allowed: set[str]) -> _BFunc:
+    f = doc.mapping(value, where)
+    type_key = _sub(where, "type")
+    elements = doc.str_(doc.get(f, "type", where), type_key).split()
+    if len(elements) < 2:
+        raise doc.error(type_key, f"{' '.join(elements)!r} needs the central element and at least one "
+                        "neighbour element (rank >= 1)")
+    if elements[0] != block.mu0:
+        raise doc.error(type_key, f"central element {elements[0]!r} differs from the block's {block.mu0!r} "
+                        f"(speciesblock {block.name!r})")
+    stray = [e for e in elements[1:] if e not in allowed]
+    if stray:
+        raise doc.error(type_key, f"element(s) {stray} are not in speciesblock {block.name!r}")
+    rank = len(elements) - 1
+    ns = doc.ints(doc.get(f, "nr", where), _sub(where, "nr"), length=rank).tolist()
+    ls = doc.ints(doc.get(f, "nl", where), _sub(where, "nl"), length=rank).tolist()
+    if min(ns) < 1:
+        raise doc.error(_sub(where, "nr"), f"values are 1-based; got {ns}")
+    if min(ls) < 0:
+        raise doc.error(_sub(where, "nl"), f"values must be >= 0; got {ls}")
+    c_key = _sub(where, "c")
+    c = doc.get(f, "c", where)
+    coeffs = doc.floats(c, c_key) if isinstance(c, list) else np.array([doc.float_(c, c_key)])
+    if coeffs.size != block.ndensity:
+        raise doc.error(c_key, f"has {coeffs.size} coefficients but the embedding of {block.mu0!r} has "
+                        f"ndensityi = {block.ndensity}")
+    LS: list[int] = []
+    if rank > 2:  # python-ace reads `lint` only for rank > 2 (and requires it there)
+        LS = doc.ints(doc.get(f, "lint", where), _sub(where, "lint"), length=rank - 2).tolist()
+        if min(LS) < 0:
+            raise doc.error(_sub(where, "lint"), f"values must be >= 0; got {LS}")
+    problem = _ls_LS_problem(ls, LS)
+    if problem:
+        raise doc.error(_sub(where, "lint" if problem.startswith("lint") else "nl"), problem)
+    skip = _bool(doc, f["skip"], _sub(where, "skip")) if "skip" in f else False
+    return _BFunc(where=where, elements=elements, rank=rank, ns=ns, ls=ls, LS=LS, coeffs=coeffs, skip=skip)
+
+
+def _ls_LS_problem(ls: list[int], LS: list[int]) -> str | None:
+    """python-ace's `validate_ls_LS`: the constraints the root of the coupling tree puts on ls/lint."""
+    rank = len(ls)
+    if rank == 1 and ls[0] != 0:
+        return f"nl = {ls} must be [0] for a rank-1 function"
+    if rank == 2 and ls[0] != ls[1]:
+        return f"nl = {ls}: both values must be equal for a rank-2 function"
+    if rank in (3, 5) and LS[-1] != ls[-1]:
+        return f"lint = {LS}: its last value must equal the last nl value ({ls[-1]}) for rank {rank}"
+    if rank == 4 or rank >= 6:
+        if LS[-1] != LS[-2]:
+            return f"lint = {LS}: its last two values must be equal for rank {rank}"
+    if sum(ls) % 2:
+        return f"nl = {ls}: the sum must be even (parity invariance)"
+    return None
+
+
+def _share_dual_blocks(doc: _Doc, blocks: list[_Block]) -> None:
+    """Two-species blocks A-B and B-A share radial basis and core repulsion (python-ace's order of
+    copying and checking, `Input::parse_input`)."""
+    for block in blocks:
+        if block.nspecies != 2:
+            continue
+        dual_vec = [block.elements_vec[1], block.elements_vec[0]]
+        for dual in blocks:
+            if dual.elements_vec != dual_vec:
+                continue
+            if block.radial is None:
+                if dual.radial is None:
+                    raise doc.error(_sub(block.where, "lmaxi"), f"the radial basis is defined neither in block "
+                                    f"{block.name!r} nor in its dual block {dual.name!r} ({dual.where})")
+                block.radial = dual.radial
+            elif dual.radial is None:
+                dual.radial = block.radial
+            elif not (block.radial.same(dual.radial) and block.r_in == dual.r_in
+                      and block.delta_in == dual.delta_in and block.inner_cutoff_type == dual.inner_cutoff_type):
+                raise doc.error(block.where, f"radial basis (or r_in, delta_in, inner_cutoff_type) of block "
+                                f"{block.name!r} differs from that of its dual block {dual.name!r} ({dual.where})")
+            if block.core is None and dual.core is not None:
+                _copy_core(dual, block)
+            elif block.core is not None and dual.core is None:
+                _copy_core(block, dual)
+            elif block.core is not None and dual.core is not None:
+                if block.core != dual.core:
+                    raise doc.error(_sub(block.where, "core-repulsion"), f"differs from that of the dual block "
+                                    f"{dual.name!r} ({dual.where})")
+                if block.r_in != dual.r_in or block.delta_in != dual.delta_in:
+                    raise doc.error(_sub(block.where, "r_in"), f"r_in/delta_in differ from those of the dual "
+                                    f"block {dual.name!r} ({dual.where})")
+        if block.radial is None:
+            raise doc.error(_sub(block.where, "lmaxi"), f"required key is missing: block {block.name!r} has no "
+                            f"radial basis and no dual block '{dual_vec[0]} {dual_vec[1]}' defines one")
+
+
+def _copy_core(src: _Block, dst: _Block) -> None:
+    dst.core = src.core
+    dst.inner_cutoff_type = src.inner_cutoff_type
+    dst.r_in = src.r_in
+    dst.delta_in = src.delta_in
+
+
+def _check_block_functions(doc: _Doc, block: _Block) -> None:
+    """The per-block size checks of `Input::parse_input` (one- and two-species blocks)."""
+    if block.nspecies > 2:
+        return
+    rad = block.radial
+    for f in block.functions:
+        if f.rank == 1:
+            if max(f.ns) > rad.nradbase:
+                raise doc.error(_sub(f.where, "nr"), f"rank-1 nr = {f.ns} exceeds nradbaseij = {rad.nradbase} "
+                                f"of block {block.name!r}")
+            continue
+        if max(f.ns) > rad.nradmax:
+            raise doc.error(_sub(f.where, "nr"), f"nr = {f.ns} exceeds nradmaxi = {rad.nradmax} of block {block.name!r}")
+        if max(f.ls) > rad.lmax:
+            raise doc.error(_sub(f.where, "nl"), f"nl = {f.ls} exceeds lmaxi = {rad.lmax} of block {block.name!r}")
+        if f.LS and max(f.LS) > 2 * rad.lmax:
+            raise doc.error(_sub(f.where, "lint"), f"lint = {f.LS} exceeds 2 * lmaxi = {2 * rad.lmax} "
+                            f"of block {block.name!r}")
+
+
+def _global_inner_cutoff_type(doc: _Doc, blocks: list[_Block]) -> str:
+    first = None
+    for block in blocks:
+        if block.nspecies > 2:
+            continue
+        if first is None:
+            first = block
+        elif block.inner_cutoff_type != first.inner_cutoff_type:
+            raise doc.error(_sub(block.where, "inner_cutoff_type"), f"is {block.inner_cutoff_type!r} but "
+                            f"{first.where} ({first.name!r}) has {first.inner_cutoff_type!r}; it must be the same "
+                            "in every one- and two-species block")
+    return first.inner_cutoff_type
+
+
+def _bonds(doc: _Doc, blocks: list[_Block], index: dict[str, int], inner: str) -> dict[tuple[int, int], PaceBond]:
+    bonds: dict[tuple[int, int], PaceBond] = {}
+    origin: dict[tuple[int, int], _Block] = {}
+    for block in blocks:
+        if block.nspecies > 2:
+            continue
+        pair = (index[block.elements_vec[0]], index[block.elements_vec[1]])
+        rad = block.radial
+        prehc, lambdahc = block.core_parameters
+        bond = PaceBond(
+            radbasename=rad.radbase, radparameters=rad.radparameters.copy(), nradmax=rad.nradmax, lmax=rad.lmax,
+            nradbasemax=rad.nradbase, crad=rad.crad.copy(), prehc=prehc, lambdahc=lambdahc, rcut=rad.rcut,
+            dcut=rad.dcut, rcut_in=block.r_in, dcut_in=block.delta_in, inner_cutoff_type=block.inner_cutoff_type)
+        for other_pair in (pair, pair[::-1]):
+            if other_pair in bonds and not _same_bond(bonds[other_pair], bond):
+                other = origin[other_pair]
+                raise doc.error(block.where, f"bond of block {block.name!r} is inconsistent with that of block "
+                                f"{other.name!r} ({other.where})")
+        bonds[pair] = bond
+        origin[pair] = block
+    n = len(index)
+    for i in range(n):
+        for j in range(n):
+            if (i, j) not in bonds:
+                # No block for this pair: python-ace keeps its default radial tables (no functions,
+                # no core repulsion). Functions that need the bond are rejected later.
+                m = _MISSING_BOND
+                bonds[(i, j)] = PaceBond(
+                    radbasename=m["radbasename"], radparameters=np.array(m["radparameters"]), nradmax=0, lmax=0,
+                    nradbasemax=0, crad=np.zeros((0, 1, 0)), prehc=m["prehc"], lambdahc=m["lambdahc"],
+                    rcut=m["rcut"], dcut=m["dcut"], rcut_in=0.0, dcut_in=0.0,
+                    inner_cutoff_type=inner)
+    return dict(sorted(bonds.items()))
+
+
+def _same_bond(a: PaceBond, b: PaceBond) -> bool:
+    return (a.radbasename == b.radbasename and np.array_equal(a.radparameters, b.radparameters)
+            and (a.nradmax, a.lmax, a.nradbasemax) == (b.nradmax, b.lmax, b.nradbasemax)
+            and np.array_equal(a.crad, b.crad)
+            and (a.prehc, a.lambdahc, a.rcut, a.dcut, a.rcut_in, a.dcut_in, a.inner_cutoff_type)
+            == (b.prehc, b.lambdahc, b.rcut, b.dcut, b.rcut_in, b.dcut_in, b.inner_cutoff_type))
+
+
+def _embedding(doc: _Doc, block: _Block) -> Embedding:
+    return Embedding(ndensity=block.ndensity, fs_parameters=block.fs_parameters, npoti=block.npoti,
+                     rho_core_cutoff=block.rho_cut, drho_core_cutoff=block.drho_cut)
+
+
+# --------------------------------------------------------------------------------------------
+# B functions to C-tilde functions
+# --------------------------------------------------------------------------------------------
+
+
+def b_function_to_ctilde_terms(mus, ns, ls, LS):
+    """One B function's C-tilde terms before the merge over functions (steps 1 and 2 above).
+
+    Returns ``(mus, ns, ls, terms)`` where the first three are tuples, possibly reordered by the
+    compression, and ``terms`` maps each m-tuple to its coefficient (the B coefficient c_p is
+    still to be multiplied in). Uses the generalized Clebsch-Gordan coefficients of
+    :func:`acepy.basis.coupling.coupling_table`.
+    """
+    from acepy.basis.coupling import coupling_table
+
+    rank = len(ls)
+    ms_combs, coeffs = coupling_table(list(ls), list(LS))
+    terms: list[tuple[tuple[int, ...], float]] = []
+    for row, value in zip(ms_combs.tolist(), coeffs.tolist()):
+        first = next((m for m in row if m != 0), 0)
+        if first < 0:  # half basis: -ms carries the same real part as ms ...
+            continue
+        terms.append((tuple(row), 2.0 * value if first > 0 else value))  # ... so ms counts twice
+    factors = [(int(mus[t]), int(ns[t]), int(ls[t])) for t in range(rank)]
+    merged: dict[tuple[int, ...], float] = {}
+    order = None
+    for ms, value in terms:
+        tup = sorted(factors[t] + (ms[t], t) for t in range(rank))
+        order = [x[:3] for x in tup]  # the same for every tuple: a sort of the factors
+        new_ms = tuple(x[3] for x in tup)
+        merged[new_ms] = merged.get(new_ms, 0.0) + value
+    merged = {k: v for k, v in merged.items() if abs(v) >= _COMPRESS_DROP}
+    if len(merged) < len(terms):
+        mus, ns, ls = (tuple(f[i] for f in order) for i in range(3))
+        return mus, ns, ls, merged
+    return tuple(f[0] for f in factors), tuple(f[1] for f in factors), tuple(f[2] for f in factors), dict(terms)
+
+
+def _ctilde_functions(doc: _Doc, blocks: list[_Block], index: dict[str, int],
+                      bonds: dict[tuple[int, int], PaceBond], spec: ACEPotentialSpec) -> list[list[CTildeFunction]]:
+    n = len(index)
+    described = {(index[b.elements_vec[0]], index[b.elements_vec[1]]) for b in blocks if b.nspecies <= 2}
+    # (mu0, mus, ns, ls) -> {ms: coefficient per density}, in first-seen order
+    groups: list[dict] = [dict() for _ in range(n)]
+    for block in blocks:
+        for f in block.functions:
+            if f.skip:
+                continue
+            mu0 = index[f.elements[0]]
+            mus = [index[e] for e in f.elements[1:]]
+            for t, mu in enumerate(mus):
+                if (mu0, mu) not in described:
+                    raise doc.error(_sub(f.where, "type"), f"needs the bond ({f.elements[0]}, {f.elements[t + 1]}), "
+                                    f"which no block '{f.elements[0]} {f.elements[t + 1]}' defines")
+                bond = bonds[(mu0, mu)]
+                limit, what = (bond.nradbasemax, "nradbaseij") if f.rank == 1 else (bond.nradmax, "nradmaxi")
+                if f.ns[t] > limit:
+                    raise doc.error(_sub(f.where, "nr"), f"nr = {f.ns} exceeds {what} = {limit} of the bond "
+                                    f"({f.elements[0]}, {f.elements[t + 1]})")
+                if f.ls[t] > bond.lmax:
+                    raise doc.error(_sub(f.where, "nl"), f"nl = {f.ls} exceeds lmaxi = {bond.lmax} of the bond "
+                                    f"({f.elements[0]}, {f.elements[t + 1]})")
+            fmus, fns, fls, terms = b_function_to_ctilde_terms(mus, f.ns, f.ls, f.LS)
+            acc = groups[mu0].setdefault((fmus, fns, fls), {})
+            for ms, value in terms.items():
+                if ms not in acc:
+                    acc[ms] = np.zeros(f.coeffs.size)
+                acc[ms] += f.coeffs * value
+    sizes = (n, spec.nradbase, spec.nradmax, spec.lmax)
+    out: list[list[CTildeFunction]] = []
+    for mu0 in range(n):
+        fns_out = []
+        for (mus, ns, ls), acc in sorted(groups[mu0].items(), key=lambda kv: (len(kv[0][0]), kv[0])):
+            if not acc:
+                continue  # every m-tuple of these B functions vanished
+            ms_sorted = sorted(acc)
+            fn = CTildeFunction(
+                mu0=mu0, rank=len(mus), ndensity=spec.embeddings[mu0].ndensity,
+                mus=np.array(mus, dtype=np.int64), ns=np.array(ns, dtype=np.int64), ls=np.array(ls, dtype=np.int64),
+                ms_combs=np.array(ms_sorted, dtype=np.int64).reshape(len(ms_sorted), len(mus)),
+                ctildes=np.array([acc[ms] for ms in ms_sorted], dtype=np.float64))
+            problem = function_problem(fn, *sizes)
+            if problem:  # cannot happen after the checks above; kept as a guard
+                raise doc.error("species", f"C-tilde function {mus}/{ns}/{ls}: {problem}")
+            fns_out.append(fn)
+        out.append(fns_out)
+    return out
