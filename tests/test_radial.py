@@ -636,7 +636,7 @@ def test_spline_bonds(tmp_path):
     path, funcs = _spline_file(tmp_path)
     spec = read_potential(path)
     rt = RadialTables.from_spec(spec)
-    assert rt.kind == "spline" and rt.nradbase == rt.nradmax == 3 and rt.hc is None
+    assert rt.kind == "spline" and rt.nradbase == rt.nradmax == 3 and rt.pace_table is None
     rng = np.random.default_rng(10)
     for (i, j), (rc, nb, k) in funcs.items():
         assert rt.cutoff(i, j) == rc
@@ -688,7 +688,8 @@ def test_zbl_unknown_element(generated):
 
 def test_empty_and_shapes(generated):
     spec, rt, _ = _load(str(POTENTIALS / "derived" / "python-ace__tests__Al.pbe.in-rank1.DERIVED.yace"))
-    assert rt.nradmax == 0 and rt.rnl is None  # rank-1-only: no R_nl table at all
+    # rank-1-only: no R_nl columns at all (g_k and the core repulsion only)
+    assert rt.nradmax == 0 and rt.pace_table.n_functions == rt.nradbase + 1
     v = rt.evaluate(*_edges([2.0, 3.0], 0, 0))
     assert v.rnl.shape == (2, 0, rt.lmax + 1) and v.gk.shape == (2, rt.nradbase)
     for path in (generated["zbl_mixed"], TIAL):

@@ -494,9 +494,8 @@ class RadialTables:
         self.cutoffs = np.array([[spec.cutoff(i, j) for j in range(n)] for i in range(n)], dtype=np.float64)
         self.rcut_in = np.zeros((n, n))
         self.dcut_in = np.zeros((n, n))
-        self.gk: SplineTable | None = None
-        self.rnl: SplineTable | None = None
-        self.hc: SplineTable | None = None
+        self.gk: SplineTable | None = None  # spline bonds (ACE.jl): g_k only
+        self.pace_table: SplineTable | None = None  # PACE bases: [g_k | R_nl | core repulsion]
         self.bond_radials: dict[tuple[int, int], PaceBondRadial] = {}
         self.ships = None
         self.pair = None
@@ -550,12 +549,11 @@ class RadialTables:
             rd.append(v.drnl.reshape(len(nodes), -1).numpy())
             hv.append(v.cr.numpy())
             hd.append(v.dcr.numpy())
-        build = dict(dtype=self.dtype, device=self.device)
-        if self.nradbase > 0:
-            self.gk = build_spline_table(grids, gv, gd, **build)
-        if self.nradmax > 0:  # rank-1-only potentials have no R_nl at all
-            self.rnl = build_spline_table(grids, rv, rd, **build)
-        self.hc = build_spline_table(grids, hv, hd, **build)
+        # one table with the columns [g_k | R_nl flattened [n][l] | core repulsion]: the three share
+        # a grid per pair, so one evaluation locates each edge's segment once for all of them
+        values = [np.concatenate([g, f, h[:, None]], axis=1) for g, f, h in zip(gv, rv, hv)]
+        slopes = [np.concatenate([g, f, h[:, None]], axis=1) for g, f, h in zip(gd, rd, hd)]
+        self.pace_table = build_spline_table(grids, values, slopes, dtype=self.dtype, device=self.device)
 
     def _build_spline(self, spec: ACEPotentialSpec, pairs):
         """ACEpotentials v0.6 spline bonds (ACE_SPEC.md 1.6, 2.7): nlut = nbins, rscale = nbins/rcut,
@@ -649,8 +647,11 @@ class RadialTables:
                 raise IndexError(f"edge {k}: species pair ({int(mu_i[k])}, {int(mu_j[k])}) outside "
                                  f"0..{self.nelements - 1}")
             return self._evaluate_ships(r, t)
-        # spline_eval checks the range (and the table index) on this first call only: the three
-        # PACE tables of a pair share one grid.
+        if self.kind == "pace":
+            v, dv, _ = spline_eval(self.pace_table, r, t, order=1, backend=backend)
+            nb, nf = self.nradbase, self.nradmax * (self.lmax + 1)
+            rnl, drnl = v[:, nb:nb + nf].reshape(shape), dv[:, nb:nb + nf].reshape(shape)
+            return RadialValues(v[:, :nb], dv[:, :nb], rnl, drnl, v[:, nb + nf], dv[:, nb + nf])
         g, dg, _ = spline_eval(self.gk, r, t, order=1, backend=backend)
         if self.kind == "spline":
             # ACE.jl splines: R_nl = g_n for every l, no core repulsion.
@@ -658,13 +659,7 @@ class RadialTables:
             f = g[:, : self.nradmax, None].expand(shape)
             df = dg[:, : self.nradmax, None].expand(shape)
             return RadialValues(g, dg, f, df, zero, zero.clone())
-        if self.rnl is None:  # rank-1-only potential: no R_nl at all
-            f, df = r.new_zeros(shape), r.new_zeros(shape)
-        else:
-            f, df, _ = spline_eval(self.rnl, r, t, order=1, backend=backend, check=False)
-            f, df = f.reshape(shape), df.reshape(shape)
-        cr, dcr, _ = spline_eval(self.hc, r, t, order=1, backend=backend, check=False)
-        return RadialValues(g, dg, f, df, cr[:, 0], dcr[:, 0])
+        raise AssertionError(f"unknown radial kind {self.kind!r}")
 
     def _evaluate_ships(self, r: torch.Tensor, t: torch.Tensor) -> RadialValues:
         s = self.ships
