@@ -135,6 +135,14 @@ class ACE:
                     row[:p] = c[s]
                     coeff.append(row)
             group_offsets.append(len(codes))
+        # within each species, terms sorted by rank: the kernels' per-rank branches then run in
+        # long predictable stretches (the sum does not depend on the order)
+        order = []
+        for g in range(nel):
+            block = range(group_offsets[g], group_offsets[g + 1])
+            order.extend(sorted(block, key=lambda s: len(codes[s])))
+        codes = [codes[s] for s in order]
+        coeff = [coeff[s] for s in order]
         padded = np.full((len(codes), rmax), -1, dtype=np.int64)
         for s, term in enumerate(codes):
             padded[s, : len(term)] = term

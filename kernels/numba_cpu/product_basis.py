@@ -19,18 +19,27 @@ from ._compile import compile_pair, pick
 
 def _factor(c, row_re, row_im):
     """The factor of code ``c`` (``c >= 0``) from the atom's row."""
+    # branch-free: the flags are data, and mispredicted branches cost more than two multiplies
+    s_re = 1.0 - 2.0 * (c & 1)
+    s_im = s_re * (1.0 - 2.0 * ((c >> 1) & 1))
     h = c >> 2
-    fr = row_re[h]
-    fi = row_im[h]
-    if c & 2:
-        fi = -fi
-    if c & 1:
-        fr = -fr
-        fi = -fi
-    return fr, fi
+    return s_re * row_re[h], s_im * row_im[h]
 
 
 _factor_jit = numba.njit(inline="always", cache=True)(_factor)
+
+
+def _add_gradient(c, w, q_re, q_im, grad_re, grad_im):
+    """Add w dRe(f q)/d(row) for the factor of code ``c``: d Re(f q) = q_re d f_re - q_im d f_im,
+    then undo the factor's sign and conjugation."""
+    s_re = 1.0 - 2.0 * (c & 1)
+    s_im = s_re * (1.0 - 2.0 * ((c >> 1) & 1))
+    col = c >> 2
+    grad_re[col] += w * s_re * q_re
+    grad_im[col] -= w * s_im * q_im
+
+
+_add_gradient_jit = numba.njit(inline="always", cache=True)(_add_gradient)
 
 
 def _product_kernel(a_re, a_im, group, group_offsets, codes, term_length, coeff, rho):
@@ -45,9 +54,22 @@ def _product_kernel(a_re, a_im, group, group_offsets, codes, term_length, coeff,
             row_im[k] = a_im[i, k]
         g = group[i]
         for s in range(group_offsets[g], group_offsets[g + 1]):
+            k = term_length[s]
+            if k == 3 and codes[s, 0] >= 0 and codes[s, 1] >= 0 and codes[s, 2] >= 0:
+                # the common case, straight-line (callers that sort terms by rank make this branch
+                # predictable)
+                a_r, a_i = _factor_jit(codes[s, 0], row_re, row_im)
+                b_r, b_i = _factor_jit(codes[s, 1], row_re, row_im)
+                d_r, d_i = _factor_jit(codes[s, 2], row_re, row_im)
+                ab_r = a_r * b_r - a_i * b_i
+                ab_i = a_r * b_i + a_i * b_r
+                pr = ab_r * d_r - ab_i * d_i
+                for p in range(n_p):
+                    acc[p] += coeff[s, p] * pr
+                continue
             pr = 1.0
             pi = 0.0
-            for t in range(term_length[s]):
+            for t in range(k):
                 c = codes[s, t]
                 if c < 0:
                     continue  # padding: the factor 1, wherever it sits
@@ -83,6 +105,23 @@ def _adjoint_kernel(a_re, a_im, group, group_offsets, codes, term_length, coeff,
             if w == 0.0:
                 continue
             k = term_length[s]
+            if k == 3 and codes[s, 0] >= 0 and codes[s, 1] >= 0 and codes[s, 2] >= 0:
+                # the common case (most terms are rank 3), unrolled: no prefix arrays
+                c0, c1, c2 = codes[s, 0], codes[s, 1], codes[s, 2]
+                a_r, a_i = _factor_jit(c0, row_re, row_im)
+                b_r, b_i = _factor_jit(c1, row_re, row_im)
+                d_r, d_i = _factor_jit(c2, row_re, row_im)
+                _add_gradient_jit(c0, w, b_r * d_r - b_i * d_i, b_r * d_i + b_i * d_r, grad_re, grad_im)
+                _add_gradient_jit(c1, w, a_r * d_r - a_i * d_i, a_r * d_i + a_i * d_r, grad_re, grad_im)
+                _add_gradient_jit(c2, w, a_r * b_r - a_i * b_i, a_r * b_i + a_i * b_r, grad_re, grad_im)
+                continue
+            if k == 2 and codes[s, 0] >= 0 and codes[s, 1] >= 0:
+                c0, c1 = codes[s, 0], codes[s, 1]
+                a_r, a_i = _factor_jit(c0, row_re, row_im)
+                b_r, b_i = _factor_jit(c1, row_re, row_im)
+                _add_gradient_jit(c0, w, b_r, b_i, grad_re, grad_im)
+                _add_gradient_jit(c1, w, a_r, a_i, grad_re, grad_im)
+                continue
             pre_re[0] = 1.0
             pre_im[0] = 0.0
             for t in range(k):
@@ -102,11 +141,7 @@ def _adjoint_kernel(a_re, a_im, group, group_offsets, codes, term_length, coeff,
                 if c >= 0:
                     q_re = pre_re[t] * suf_re - pre_im[t] * suf_im
                     q_im = pre_re[t] * suf_im + pre_im[t] * suf_re
-                    # d Re(f q) = q_re d f_re - q_im d f_im; then undo the factor's sign and conjugation
-                    col = c >> 2
-                    sgn = -w if (c & 1) else w
-                    grad_re[col] += sgn * q_re
-                    grad_im[col] += (sgn * q_im) if (c & 2) else (-sgn * q_im)
+                    _add_gradient_jit(c, w, q_re, q_im, grad_re, grad_im)
                 suf_re, suf_im = suf_re * f_re[t] - suf_im * f_im[t], suf_re * f_im[t] + suf_im * f_re[t]
         for k in range(h):
             ga_re[i, k] = grad_re[k]
