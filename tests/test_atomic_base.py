@@ -83,6 +83,14 @@ def test_backends_agree_with_reference(backend, dtype, n, nspecies, nrad, lmax, 
     r = v.norm(dim=1, keepdim=True)
     assert_close(g.cpu().double() * r, ref_g * r, dtype, what=f"{backend} edge grads")
 
+    # harmonics from the vectors (fused into the Numba kernels, a harmonics pass elsewhere)
+    out = atomic_base(c(radial), None, None, offsets.to(d), species.to(d), nspecies, backend=backend, vectors=c(v))
+    for q, what in enumerate(("re", "im")):
+        assert_close(out[q], ref[q], dtype, what=f"{backend} A {what} from vectors")
+    g = atomic_base_edge_grads(c(ga_re), c(ga_im), offsets.to(d), species.to(d), c(radial), c(dradial), None, None,
+                               None, None, c(v), backend=backend)
+    assert_close(g.cpu().double() * r, ref_g * r, dtype, what=f"{backend} edge grads from vectors")
+
 
 def polynomial_radial(r, coef):
     """R[e, n, l] = sum_k coef[n, l, k] r^k, differentiable in r, and its derivative."""
@@ -183,6 +191,14 @@ def test_bad_inputs():
         return atomic_base_edge_grads(**{**_inputs(), **kw})
 
     base = _inputs()
+    with pytest.raises(ValueError, match="both y_re and y_im"):
+        fwd(y_im=None)
+    with pytest.raises(ValueError, match="vectors"):
+        fwd(y_re=None, y_im=None)  # no vectors to compute the harmonics from
+    with pytest.raises(ValueError, match="vectors must be"):
+        atomic_base(base["radial"], None, None, base["offsets"], base["nbr_species"], 2, vectors=base["vectors"][:3])
+    with pytest.raises(ValueError, match="or none"):
+        adj(dy_re=None)
     with pytest.raises(ValueError, match="radial"):
         fwd(radial=base["radial"][:, :, 0])
     with pytest.raises(ValueError, match="y_re"):

@@ -34,14 +34,14 @@ from acepy.kernels import (
     encode_factor,
     product_basis,
     product_basis_adjoint,
-    spherical_harmonics,
 )
 
 from .embedding import density_inner_cutoff, embedding_energy, embedding_energy_and_derivative
 from .radial import RadialTables, RadialValues, cutoff_func_poly
 
-# Edges per chunk of the fast path: bounds the per-edge work arrays (harmonics with gradients and
-# radial values, about 2.5 kB per edge for lmax 6) to a few hundred MB.
+# Edges per chunk of the fast path: bounds the per-edge work arrays (radial values and their
+# derivatives, about 0.7 kB per edge for nradmax 5, lmax 6; harmonics with gradients, 1.8 kB more
+# on the backends that do not fuse them) to about a hundred MB.
 EDGE_CHUNK = 1 << 16
 
 
@@ -198,24 +198,25 @@ class ACE:
         offsets[1:] = torch.cumsum(counts, 0)
         return _Edges(centers, mu_i, mu_j, vectors, r, rad, offsets, kept)
 
-    def _densities(self, species, edges: _Edges, backend, gradients: bool):
+    def _densities(self, species, edges: _Edges, backend):
         """Forward pass: rho (N, P) of the rank >= 2 functions, A1 (N, nel*nradbase), rho_core (N,),
-        and what the adjoint pass needs (the atomic base and the harmonics)."""
+        and the atomic base (which the adjoint pass needs)."""
         n_atoms, nel = species.shape[0], self.nelements
         rows = edges.centers * nel + edges.mu_j
         a1 = edges.r.new_zeros((n_atoms * nel, self.nradbase)).index_add(0, rows, edges.rad.gk)
         a1 = a1.reshape(n_atoms, nel * self.nradbase)
         core = edges.r.new_zeros(n_atoms).index_add(0, edges.centers, edges.rad.cr)
-        ylm, a_re, a_im = None, None, None
+        a_re, a_im = None, None
         if self.nradmax > 0 and self._codes.shape[0] > 0:
-            ylm = spherical_harmonics(edges.vectors, self.lmax, gradients=gradients, backend=backend)
-            a_re, a_im = atomic_base(edges.rad.rnl, ylm[0], ylm[1], edges.offsets, edges.mu_j, nel, backend=backend)
+            # the harmonics come from the vectors inside the kernel (Numba fuses them per edge)
+            a_re, a_im = atomic_base(edges.rad.rnl, None, None, edges.offsets, edges.mu_j, nel, backend=backend,
+                                     vectors=edges.vectors)
             width = nel * self.nradmax * self.n_half
             a_re, a_im = a_re.reshape(n_atoms, width), a_im.reshape(n_atoms, width)
             rho = product_basis(a_re, a_im, species, self._group_offsets, self._codes, self._coeff, backend=backend)
         else:
             rho = edges.r.new_zeros((n_atoms, self.max_ndensity))
-        return rho, a1, core, ylm, a_re, a_im
+        return rho, a1, core, a_re, a_im
 
     def _zbl_switch(self, n_atoms, edges: _Edges):
         """f_rho of the zbl inner cutoff (ACE_SPEC.md 2.12) from each atom's neighbour with the
@@ -288,7 +289,7 @@ class ACE:
         twice. Edges at or beyond their pair's cutoff are dropped (PACE accepts r < rcut).
         """
         edges = self._edges(species, species, centers, neighbors, vectors, backend)
-        rho, a1, core, _, _, _ = self._densities(species, edges, backend, gradients=False)
+        rho, a1, core, _, _ = self._densities(species, edges, backend)
         f_zbl = self._zbl_switch(species.shape[0], edges)[0] if self.inner_cutoff_type == "zbl" else None
         return self._site_energies_from(species, rho, a1, core, f_zbl, derivatives=False)[0]
 
@@ -318,7 +319,7 @@ class ACE:
         species = species_all[a0:a1]
         n_atoms = a1 - a0
         edges = self._edges(species, species_all, centers, neighbors, vectors, backend, first_atom=a0)
-        rho, a1_base, core, ylm, a_re, a_im = self._densities(species, edges, backend, gradients=True)
+        rho, a1_base, core, a_re, a_im = self._densities(species, edges, backend)
         if self.inner_cutoff_type == "zbl":
             f_zbl, df_zbl, zbl_edge = self._zbl_switch(n_atoms, edges)
         else:
@@ -337,8 +338,8 @@ class ACE:
                                                  d_rho, backend=backend)
             shape = (n_atoms, self.nelements, self.nradmax, self.n_half)
             g = g + atomic_base_edge_grads(ga_re.reshape(shape), ga_im.reshape(shape), edges.offsets, edges.mu_j,
-                                           edges.rad.rnl, edges.rad.drnl, ylm[0], ylm[1], ylm[2], ylm[3],
-                                           edges.vectors, backend=backend)
+                                           edges.rad.rnl, edges.rad.drnl, None, None, None, None, edges.vectors,
+                                           backend=backend)
         if edges.kept is None:
             return energies, g
         out = vectors.new_zeros(vectors.shape)

@@ -2,6 +2,11 @@
 
 Owner computes: each parallel iteration is one atom, which owns its row of ``A`` and its own CSR
 range of edges, so nothing is shared between iterations.
+
+Fused mode (``y_re is None``): the harmonics of each edge are computed in the kernel into a small
+per-atom scratch row (``sph_harm.ylm_row``) and used at once, instead of being read back from
+``(E, H)`` and ``(E, H, 3)`` arrays that a separate harmonics pass would write: the fast path
+of the model runs this way, and never holds per-edge harmonics in memory.
 """
 
 from __future__ import annotations
@@ -10,34 +15,59 @@ import numba
 import numpy as np
 import torch
 
+from ..reference.sph_harm import plm_coefficients
 from ._compile import compile_pair, pick
+from .sph_harm import ylm_row
 
 
-def _atomic_base_kernel(radial, y_re, y_im, offsets, nbr_species, a_re, a_im):
+def _atomic_base_kernel(radial, y_re, y_im, vectors, fused, lmax, diag, sub, a, b, offsets, nbr_species,
+                        a_re, a_im):
     n_atoms, _, nrad, h = a_re.shape
     n_l = radial.shape[2]
     for i in numba.prange(n_atoms):
+        scratch_re = np.empty(h, dtype=a_re.dtype)  # the dtype of y_re: one array type for both modes
+        scratch_im = np.empty(h, dtype=a_re.dtype)
+        no_grad = np.empty((0, 3))
         a_re[i] = 0.0
         a_im[i] = 0.0
         for e in range(offsets[i], offsets[i + 1]):
+            if fused:
+                ylm_row(np.float64(vectors[e, 0]), np.float64(vectors[e, 1]), np.float64(vectors[e, 2]), lmax, diag,
+                        sub, a, b, False, scratch_re, scratch_im, no_grad, no_grad)
+                yr = scratch_re
+                yi = scratch_im
+            else:
+                yr = y_re[e]
+                yi = y_im[e]
             mu = nbr_species[e]
             for n in range(nrad):
                 lm = 0
                 for l in range(n_l):
                     r = radial[e, n, l]
                     for m in range(l + 1):
-                        a_re[i, mu, n, lm] += r * y_re[e, lm]
-                        a_im[i, mu, n, lm] += r * y_im[e, lm]
+                        a_re[i, mu, n, lm] += r * yr[lm]
+                        a_im[i, mu, n, lm] += r * yi[lm]
                         lm += 1
 
 
-def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re, y_im, dy_re, dy_im, vectors, out):
+def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re, y_im, dy_re, dy_im, vectors,
+                       fused, lmax, diag, sub, a, b, out):
     n_atoms, _, nrad, h = ga_re.shape
     n_l = radial.shape[2]
     for i in numba.prange(n_atoms):
         s_re = np.empty(h)
         s_im = np.empty(h)
+        scratch_re = np.empty(h, dtype=out.dtype)  # the dtype of y_re: one array type for both modes
+        scratch_im = np.empty(h, dtype=out.dtype)
+        scratch_gre = np.empty((h, 3), dtype=out.dtype)
+        scratch_gim = np.empty((h, 3), dtype=out.dtype)
         for e in range(offsets[i], offsets[i + 1]):
+            vx, vy, vz = np.float64(vectors[e, 0]), np.float64(vectors[e, 1]), np.float64(vectors[e, 2])
+            if fused:
+                ylm_row(vx, vy, vz, lmax, diag, sub, a, b, True, scratch_re, scratch_im, scratch_gre, scratch_gim)
+                yr, yi, gyr, gyi = scratch_re, scratch_im, scratch_gre, scratch_gim
+            else:
+                yr, yi, gyr, gyi = y_re[e], y_im[e], dy_re[e], dy_im[e]
             mu = nbr_species[e]
             # contract over n first: s = sum_n ga R (weights of grad Y), d = sum_n ga R' (of Y)
             radial_part = 0.0
@@ -54,17 +84,16 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
                         gi = ga_im[i, mu, n, lm]
                         s_re[lm] += gr * r
                         s_im[lm] += gi * r
-                        radial_part += dr * (gr * y_re[e, lm] + gi * y_im[e, lm])
+                        radial_part += dr * (gr * yr[lm] + gi * yi[lm])
                         lm += 1
-            vx, vy, vz = vectors[e, 0], vectors[e, 1], vectors[e, 2]
             inv = 1.0 / np.sqrt(vx * vx + vy * vy + vz * vz)
             gx = radial_part * vx * inv
             gy = radial_part * vy * inv
             gz = radial_part * vz * inv
             for lm in range(h):
-                gx += s_re[lm] * dy_re[e, lm, 0] + s_im[lm] * dy_im[e, lm, 0]
-                gy += s_re[lm] * dy_re[e, lm, 1] + s_im[lm] * dy_im[e, lm, 1]
-                gz += s_re[lm] * dy_re[e, lm, 2] + s_im[lm] * dy_im[e, lm, 2]
+                gx += s_re[lm] * gyr[lm, 0] + s_im[lm] * gyi[lm, 0]
+                gy += s_re[lm] * gyr[lm, 1] + s_im[lm] * gyi[lm, 1]
+                gz += s_re[lm] * gyr[lm, 2] + s_im[lm] * gyi[lm, 2]
             out[e, 0] = gx
             out[e, 1] = gy
             out[e, 2] = gz
@@ -74,22 +103,40 @@ _atomic_base = compile_pair(_atomic_base_kernel)
 _edge_grads = compile_pair(_edge_grads_kernel)
 
 
-def atomic_base(radial, y_re, y_im, offsets, nbr_species, nspecies):
+def _harmonics_args(n_l: int):
+    lmax = n_l - 1
+    diag, sub, a, b = (np.asarray(c, dtype=np.float64) for c in plm_coefficients(max(lmax, 0)))
+    return lmax, diag, sub, a, b
+
+
+def atomic_base(radial, y_re, y_im, offsets, nbr_species, nspecies, vectors=None):
+    """``y_re = y_im = None``: fused, the harmonics come from ``vectors``."""
     n = offsets.shape[0] - 1
-    e, nrad, _ = radial.shape
-    h = y_re.shape[1]
+    e, nrad, n_l = radial.shape
+    h = n_l * (n_l + 1) // 2
     a_re = torch.empty((n, nspecies, nrad, h), dtype=radial.dtype)
     a_im = torch.empty_like(a_re)
+    fused = y_re is None
+    empty2 = np.empty((0, 0), dtype=radial.numpy().dtype)
+    y_args = (empty2, empty2, vectors.numpy()) if fused else (y_re.numpy(), y_im.numpy(), np.empty((0, 3)))
     kernel = pick(_atomic_base, e * nrad * h)
-    kernel(radial.numpy(), y_re.numpy(), y_im.numpy(), offsets.numpy(), nbr_species.numpy(), a_re.numpy(),
-           a_im.numpy())
+    kernel(radial.numpy(), *y_args, fused, *_harmonics_args(n_l), offsets.numpy(), nbr_species.numpy(),
+           a_re.numpy(), a_im.numpy())
     return a_re, a_im
 
 
 def atomic_base_edge_grads(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re, y_im, dy_re, dy_im, vectors):
-    e, nrad, _ = radial.shape
+    """``y_re = y_im = dy_re = dy_im = None``: fused, the harmonics come from ``vectors``."""
+    e, nrad, n_l = radial.shape
+    h = n_l * (n_l + 1) // 2
     out = torch.empty((e, 3), dtype=radial.dtype)
-    kernel = pick(_edge_grads, e * nrad * y_re.shape[1])
+    fused = y_re is None
+    dt = radial.numpy().dtype
+    if fused:
+        y_args = (np.empty((0, 0), dtype=dt),) * 2 + (np.empty((0, 0, 3), dtype=dt),) * 2
+    else:
+        y_args = (y_re.numpy(), y_im.numpy(), dy_re.numpy(), dy_im.numpy())
+    kernel = pick(_edge_grads, e * nrad * h)
     kernel(ga_re.numpy(), ga_im.numpy(), offsets.numpy(), nbr_species.numpy(), radial.numpy(), dradial.numpy(),
-           y_re.numpy(), y_im.numpy(), dy_re.numpy(), dy_im.numpy(), vectors.numpy(), out.numpy())
+           *y_args, vectors.numpy(), fused, *_harmonics_args(n_l), out.numpy())
     return out
