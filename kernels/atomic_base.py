@@ -88,9 +88,12 @@ def atomic_base(radial: torch.Tensor, y_re: torch.Tensor | None, y_im: torch.Ten
         y_re, y_im = computed[0], computed[1]
     impl = implementation(name, "atomic_base")
     c = lambda t: None if t is None else t.contiguous()  # noqa: E731
+    # Numba reads strided views as they are (the model's R_nl is a column slice of one spline
+    # evaluation): a copy would cost more than the strided reads
+    cr = (lambda t: t) if name == "numba" else c  # noqa: E731
     if y_re is None:
-        return impl.atomic_base(c(radial), None, None, c(offsets), c(nbr_species), int(nspecies), vectors=c(vectors))
-    return impl.atomic_base(c(radial), c(y_re), c(y_im), c(offsets), c(nbr_species), int(nspecies))
+        return impl.atomic_base(cr(radial), None, None, c(offsets), c(nbr_species), int(nspecies), vectors=c(vectors))
+    return impl.atomic_base(cr(radial), c(y_re), c(y_im), c(offsets), c(nbr_species), int(nspecies))
 
 
 def atomic_base_edge_grads(ga_re: torch.Tensor, ga_im: torch.Tensor, offsets: torch.Tensor,
@@ -132,5 +135,6 @@ def atomic_base_edge_grads(ga_re: torch.Tensor, ga_im: torch.Tensor, offsets: to
         y_re, y_im, dy_re, dy_im = _harmonics(None, None, vectors, radial.shape[2] - 1, True, name)
     impl = implementation(name, "atomic_base")
     c = lambda t: None if t is None else t.contiguous()  # noqa: E731
-    return impl.atomic_base_edge_grads(c(ga_re), c(ga_im), c(offsets), c(nbr_species), c(radial), c(dradial),
+    cr = (lambda t: t) if name == "numba" else c  # noqa: E731  (strided R_nl views: see atomic_base)
+    return impl.atomic_base_edge_grads(c(ga_re), c(ga_im), c(offsets), c(nbr_species), cr(radial), cr(dradial),
                                        c(y_re), c(y_im), c(dy_re), c(dy_im), c(vectors))

@@ -12,7 +12,7 @@ from ase.neighborlist import neighbor_list
 from scipy.spatial.transform import Rotation
 
 from acepy.batch import Batch, batch_from_atoms
-from acepy.graph import GraphCache, Graph, edge_distances, edge_vectors, filter_graph, neighbor_graph
+from acepy.graph import GraphCache, edge_distances, edge_vectors, filter_graph, neighbor_graph
 
 CUDA = torch.cuda.is_available()
 
