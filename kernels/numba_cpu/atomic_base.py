@@ -22,14 +22,15 @@ from .sph_harm import ylm_row
 
 def _atomic_base_kernel(radial, y_re, y_im, vectors, fused, lmax, diag, sub, a, b, offsets, nbr_species,
                         a_re, a_im):
-    n_atoms, _, nrad, h = a_re.shape
+    n_atoms, nspecies, nrad, h = a_re.shape
     n_l = radial.shape[2]
     for i in numba.prange(n_atoms):
         scratch_re = np.empty(h, dtype=a_re.dtype)  # the dtype of y_re: one array type for both modes
         scratch_im = np.empty(h, dtype=a_re.dtype)
         no_grad = np.empty((0, 3))
-        a_re[i] = 0.0
-        a_im[i] = 0.0
+        # the atom's row accumulates in a local buffer (alias-free, so the loops vectorise)
+        acc_re = np.zeros((nspecies, nrad, h))
+        acc_im = np.zeros((nspecies, nrad, h))
         for e in range(offsets[i], offsets[i + 1]):
             if fused:
                 ylm_row(np.float64(vectors[e, 0]), np.float64(vectors[e, 1]), np.float64(vectors[e, 2]), lmax, diag,
@@ -45,9 +46,14 @@ def _atomic_base_kernel(radial, y_re, y_im, vectors, fused, lmax, diag, sub, a, 
                 for l in range(n_l):
                     r = radial[e, n, l]
                     for m in range(l + 1):
-                        a_re[i, mu, n, lm] += r * yr[lm]
-                        a_im[i, mu, n, lm] += r * yi[lm]
+                        acc_re[mu, n, lm] += r * yr[lm]
+                        acc_im[mu, n, lm] += r * yi[lm]
                         lm += 1
+        for mu in range(nspecies):
+            for n in range(nrad):
+                for lm in range(h):
+                    a_re[i, mu, n, lm] = acc_re[mu, n, lm]
+                    a_im[i, mu, n, lm] = acc_im[mu, n, lm]
 
 
 def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re, y_im, dy_re, dy_im, vectors,
@@ -57,6 +63,10 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
     for i in numba.prange(n_atoms):
         s_re = np.empty(h)
         s_im = np.empty(h)
+        t_re = np.empty(h)
+        t_im = np.empty(h)
+        r_lm = np.empty((nrad, h))
+        dr_lm = np.empty((nrad, h))
         scratch_re = np.empty(h, dtype=out.dtype)  # the dtype of y_re: one array type for both modes
         scratch_im = np.empty(h, dtype=out.dtype)
         scratch_gre = np.empty((h, 3), dtype=out.dtype)
@@ -69,23 +79,33 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
             else:
                 yr, yi, gyr, gyi = y_re[e], y_im[e], dy_re[e], dy_im[e]
             mu = nbr_species[e]
-            # contract over n first: s = sum_n ga R (weights of grad Y), d = sum_n ga R' (of Y)
-            radial_part = 0.0
-            for lm in range(h):
-                s_re[lm] = 0.0
-                s_im[lm] = 0.0
+            # R and R' spread over the lm columns, so that the contractions below run over
+            # contiguous rows (they vectorise): s = sum_n ga R (weights of grad Y), t = sum_n ga R'
             for n in range(nrad):
                 lm = 0
                 for l in range(n_l):
                     r = radial[e, n, l]
                     dr = dradial[e, n, l]
                     for m in range(l + 1):
-                        gr = ga_re[i, mu, n, lm]
-                        gi = ga_im[i, mu, n, lm]
-                        s_re[lm] += gr * r
-                        s_im[lm] += gi * r
-                        radial_part += dr * (gr * yr[lm] + gi * yi[lm])
+                        r_lm[n, lm] = r
+                        dr_lm[n, lm] = dr
                         lm += 1
+            for lm in range(h):
+                s_re[lm] = 0.0
+                s_im[lm] = 0.0
+                t_re[lm] = 0.0
+                t_im[lm] = 0.0
+            for n in range(nrad):
+                for lm in range(h):
+                    gr = ga_re[i, mu, n, lm]
+                    gi = ga_im[i, mu, n, lm]
+                    s_re[lm] += gr * r_lm[n, lm]
+                    s_im[lm] += gi * r_lm[n, lm]
+                    t_re[lm] += gr * dr_lm[n, lm]
+                    t_im[lm] += gi * dr_lm[n, lm]
+            radial_part = 0.0
+            for lm in range(h):
+                radial_part += t_re[lm] * yr[lm] + t_im[lm] * yi[lm]
             inv = 1.0 / np.sqrt(vx * vx + vy * vy + vz * vz)
             gx = radial_part * vx * inv
             gy = radial_part * vy * inv

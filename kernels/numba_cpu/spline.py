@@ -33,15 +33,30 @@ def _spline_kernel(coeffs, rscale, nlut, r, table_index, order, f, df, d2f):
         n = 0
         if fl >= 1.0:
             n = min(int(fl), n_seg - 1)
-        for k in range(k_max):
-            c0 = np.float64(coeffs[tab, n, 0, k])
-            c1 = np.float64(coeffs[tab, n, 1, k])
-            c2 = np.float64(coeffs[tab, n, 2, k])
-            c3 = np.float64(coeffs[tab, n, 3, k])
-            f[e, k] = c0 + t * (c1 + t * (c2 + t * c3))
-            if order >= 1:
+        # one loop per order (no branch inside the loop over functions, which then vectorises)
+        if order == 0:
+            for k in range(k_max):
+                c0 = np.float64(coeffs[tab, n, 0, k])
+                c1 = np.float64(coeffs[tab, n, 1, k])
+                c2 = np.float64(coeffs[tab, n, 2, k])
+                c3 = np.float64(coeffs[tab, n, 3, k])
+                f[e, k] = c0 + t * (c1 + t * (c2 + t * c3))
+        elif order == 1:
+            for k in range(k_max):
+                c0 = np.float64(coeffs[tab, n, 0, k])
+                c1 = np.float64(coeffs[tab, n, 1, k])
+                c2 = np.float64(coeffs[tab, n, 2, k])
+                c3 = np.float64(coeffs[tab, n, 3, k])
+                f[e, k] = c0 + t * (c1 + t * (c2 + t * c3))
                 df[e, k] = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
-            if order >= 2:
+        else:
+            for k in range(k_max):
+                c0 = np.float64(coeffs[tab, n, 0, k])
+                c1 = np.float64(coeffs[tab, n, 1, k])
+                c2 = np.float64(coeffs[tab, n, 2, k])
+                c3 = np.float64(coeffs[tab, n, 3, k])
+                f[e, k] = c0 + t * (c1 + t * (c2 + t * c3))
+                df[e, k] = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
                 d2f[e, k] = (2.0 * c2 + 6.0 * c3 * t) * (s * s)
 
 
