@@ -1,4 +1,11 @@
-"""Numba complex spherical harmonics in PACE's convention (contract: ``reference/sph_harm.py``)."""
+"""Numba complex spherical harmonics in PACE's convention (contract: ``reference/sph_harm.py``).
+
+The recursion of one edge is a chain of dependent multiply-adds (P_lm from the two previous l),
+so one edge at a time runs at the latency of that chain. :func:`ylm_block` runs it for a block of
+``EDGE_BLOCK`` edges at once, with the edge as the innermost (contiguous) axis: independent
+chains that the CPU overlaps and the compiler vectorises. It is shared by the harmonics kernel and
+the fused atomic-base kernels, which keep the block in small scratch arrays.
+"""
 
 from __future__ import annotations
 
@@ -11,67 +18,113 @@ import torch
 from ..reference.sph_harm import plm_coefficients
 from ._compile import compile_pair, pick
 
+# edges per block of the recursion (a multiple of the SIMD width)
+EDGE_BLOCK = 16
 
-def _ylm_row(vx, vy, vz, lmax, diag, sub, a, b, gradients, re, im, g_re, g_im):
-    """The harmonics of one edge into ``re, im (L,)`` and, with ``gradients``, ``g_re, g_im (L, 3)``:
-    the reference's recursion in float64 scalars, m outer, carrying (x+iy)^m and (x+iy)^(m-1); l
-    inner from m, carrying P_lm and dP_lm/dz of the two previous l. Shared by the harmonics kernel
-    and the fused atomic-base kernels (which keep the row in a scratch buffer)."""
-    inv = 1.0 / math.sqrt(vx * vx + vy * vy + vz * vz)
-    x = vx * inv
-    y = vy * inv
-    z = vz * inv
-    c_re, c_im = 1.0, 0.0
-    cm1_re, cm1_im = 0.0, 0.0
+
+def _ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, re, im, g_re, g_im):
+    """The harmonics of edges ``e0 .. e0+nb-1`` into ``re, im (H, B)`` and, with ``gradients``,
+    ``g_re, g_im (H, 3, B)`` (column ``b`` is edge ``e0 + b``): the reference's recursion in
+    float64, m outer carrying (x+iy)^m and (x+iy)^(m-1), l inner from m carrying P_lm and
+    dP_lm/dz of the two previous l. ``state (16, B)`` is scratch."""
+    x, y, z, inv = state[0], state[1], state[2], state[3]
+    c_re, c_im, cm1_re, cm1_im = state[4], state[5], state[6], state[7]
+    p, dp, p1, dp1, p2, dp2 = state[8], state[9], state[10], state[11], state[12], state[13]
+    for q in range(nb):
+        vx = np.float64(vectors[e0 + q, 0])
+        vy = np.float64(vectors[e0 + q, 1])
+        vz = np.float64(vectors[e0 + q, 2])
+        w = 1.0 / math.sqrt(vx * vx + vy * vy + vz * vz)
+        inv[q] = w
+        x[q] = vx * w
+        y[q] = vy * w
+        z[q] = vz * w
+        c_re[q] = 1.0
+        c_im[q] = 0.0
+        cm1_re[q] = 0.0
+        cm1_im[q] = 0.0
     for m in range(lmax + 1):
         if m > 0:
-            cm1_re, cm1_im = c_re, c_im
-            c_re, c_im = c_re * x - c_im * y, c_re * y + c_im * x
-        p_prev2, dp_prev2 = 0.0, 0.0
-        p_prev, dp_prev = diag[m], 0.0
+            for q in range(nb):
+                cm1_re[q] = c_re[q]
+                cm1_im[q] = c_im[q]
+                c_re[q] = cm1_re[q] * x[q] - cm1_im[q] * y[q]
+                c_im[q] = cm1_re[q] * y[q] + cm1_im[q] * x[q]
+        for q in range(nb):  # p1, p2: P of the previous two l (and their z-derivatives)
+            p1[q] = diag[m]
+            dp1[q] = 0.0
+            p2[q] = 0.0
+            dp2[q] = 0.0
         for l in range(m, lmax + 1):
             if l == m:
-                p, dp = p_prev, dp_prev
+                for q in range(nb):
+                    p[q] = p1[q]
+                    dp[q] = dp1[q]
             elif l == m + 1:
-                p = sub[m] * z * p_prev
-                dp = sub[m] * p_prev
+                s = sub[m]
+                for q in range(nb):
+                    p[q] = s * z[q] * p1[q]
+                    dp[q] = s * p1[q]
             else:
-                p = a[l, m] * (z * p_prev + b[l, m] * p_prev2)
-                dp = a[l, m] * (p_prev + z * dp_prev + b[l, m] * dp_prev2)
+                al = a[l, m]
+                bl = b[l, m]
+                for q in range(nb):
+                    p[q] = al * (z[q] * p1[q] + bl * p2[q])
+                    dp[q] = al * (p1[q] + z[q] * dp1[q] + bl * dp2[q])
             k = l * (l + 1) // 2 + m
-            re[k] = c_re * p
-            im[k] = c_im * p
+            for q in range(nb):
+                re[k, q] = c_re[q] * p[q]
+                im[k, q] = c_im[q] * p[q]
             if gradients:
                 # G = (m c_{m-1} P, i m c_{m-1} P, c_m dP/dz), projected tangentially, over |r|
-                gx_re, gx_im = m * cm1_re * p, m * cm1_im * p
-                gy_re, gy_im = -gx_im, gx_re
-                gz_re, gz_im = c_re * dp, c_im * dp
-                dot_re = x * gx_re + y * gy_re + z * gz_re
-                dot_im = x * gx_im + y * gy_im + z * gz_im
-                g_re[k, 0] = (gx_re - x * dot_re) * inv
-                g_re[k, 1] = (gy_re - y * dot_re) * inv
-                g_re[k, 2] = (gz_re - z * dot_re) * inv
-                g_im[k, 0] = (gx_im - x * dot_im) * inv
-                g_im[k, 1] = (gy_im - y * dot_im) * inv
-                g_im[k, 2] = (gz_im - z * dot_im) * inv
+                for q in range(nb):
+                    gx_re = m * cm1_re[q] * p[q]
+                    gx_im = m * cm1_im[q] * p[q]
+                    gy_re = -gx_im
+                    gy_im = gx_re
+                    gz_re = c_re[q] * dp[q]
+                    gz_im = c_im[q] * dp[q]
+                    dot_re = x[q] * gx_re + y[q] * gy_re + z[q] * gz_re
+                    dot_im = x[q] * gx_im + y[q] * gy_im + z[q] * gz_im
+                    g_re[k, 0, q] = (gx_re - x[q] * dot_re) * inv[q]
+                    g_re[k, 1, q] = (gy_re - y[q] * dot_re) * inv[q]
+                    g_re[k, 2, q] = (gz_re - z[q] * dot_re) * inv[q]
+                    g_im[k, 0, q] = (gx_im - x[q] * dot_im) * inv[q]
+                    g_im[k, 1, q] = (gy_im - y[q] * dot_im) * inv[q]
+                    g_im[k, 2, q] = (gz_im - z[q] * dot_im) * inv[q]
             if l > m:  # at l == m the carried values already are P_mm
-                p_prev2, dp_prev2 = p_prev, dp_prev
-                p_prev, dp_prev = p, dp
+                for q in range(nb):
+                    p2[q] = p1[q]
+                    dp2[q] = dp1[q]
+                    p1[q] = p[q]
+                    dp1[q] = dp[q]
 
 
-ylm_row = numba.njit(inline="always", cache=True)(_ylm_row)
+ylm_block = numba.njit(inline="always", cache=True)(_ylm_block)
 
 
 def _sph_harm_kernel(vectors, lmax, diag, sub, a, b, gradients, re, im, g_re, g_im):
-    """One edge per iteration (``g_re`` / ``g_im`` are only written when ``gradients`` is true)."""
+    """One block of edges per iteration (``g_re`` / ``g_im`` only written when ``gradients``)."""
     n_edges = vectors.shape[0]
-    for e in numba.prange(n_edges):
-        if gradients:
-            ylm_row(np.float64(vectors[e, 0]), np.float64(vectors[e, 1]), np.float64(vectors[e, 2]), lmax, diag, sub,
-                    a, b, True, re[e], im[e], g_re[e], g_im[e])
-        else:
-            ylm_row(np.float64(vectors[e, 0]), np.float64(vectors[e, 1]), np.float64(vectors[e, 2]), lmax, diag, sub,
-                    a, b, False, re[e], im[e], g_re, g_im)
+    h = re.shape[1]
+    nblocks = (n_edges + EDGE_BLOCK - 1) // EDGE_BLOCK
+    for blk in numba.prange(nblocks):
+        state = np.empty((16, EDGE_BLOCK))
+        b_re = np.empty((h, EDGE_BLOCK))
+        b_im = np.empty((h, EDGE_BLOCK))
+        gb = 3 if gradients else 0
+        bg_re = np.empty((h if gradients else 0, 3, EDGE_BLOCK))
+        bg_im = np.empty((h if gradients else 0, 3, EDGE_BLOCK))
+        e0 = blk * EDGE_BLOCK
+        nb = min(EDGE_BLOCK, n_edges - e0)
+        ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, b_re, b_im, bg_re, bg_im)
+        for q in range(nb):
+            for k in range(h):
+                re[e0 + q, k] = b_re[k, q]
+                im[e0 + q, k] = b_im[k, q]
+                for c in range(gb):
+                    g_re[e0 + q, k, c] = bg_re[k, c, q]
+                    g_im[e0 + q, k, c] = bg_im[k, c, q]
 
 
 _sph_harm = compile_pair(_sph_harm_kernel)
