@@ -34,6 +34,7 @@ from acepy.kernels import (
     encode_factor,
     product_basis,
     product_basis_adjoint,
+    segment_sum,
 )
 
 from .embedding import density_inner_cutoff, embedding_energy, embedding_energy_and_derivative
@@ -202,10 +203,13 @@ class ACE:
         """Forward pass: rho (N, P) of the rank >= 2 functions, A1 (N, nel*nradbase), rho_core (N,),
         and the atomic base (which the adjoint pass needs)."""
         n_atoms, nel = species.shape[0], self.nelements
-        rows = edges.centers * nel + edges.mu_j
-        a1 = edges.r.new_zeros((n_atoms * nel, self.nradbase)).index_add(0, rows, edges.rad.gk)
-        a1 = a1.reshape(n_atoms, nel * self.nradbase)
-        core = edges.r.new_zeros(n_atoms).index_add(0, edges.centers, edges.rad.cr)
+        if nel == 1:  # the edges are sorted by centre: a segment sum
+            a1 = segment_sum(edges.rad.gk, edges.offsets, backend=backend)
+        else:
+            rows = edges.centers * nel + edges.mu_j
+            a1 = edges.r.new_zeros((n_atoms * nel, self.nradbase)).index_add(0, rows, edges.rad.gk)
+            a1 = a1.reshape(n_atoms, nel * self.nradbase)
+        core = segment_sum(edges.rad.cr, edges.offsets, backend=backend)
         a_re, a_im = None, None
         if self.nradmax > 0 and self._codes.shape[0] > 0:
             # the harmonics come from the vectors inside the kernel (Numba fuses them per edge)

@@ -2,8 +2,8 @@
 ``reference/product_basis.py``).
 
 One atom per parallel iteration (owner computes). Each iteration copies its row of ``a`` into
-local arrays and accumulates its gradient row locally (contiguous, alias-free: LLVM keeps the
-inner loops tight), and every term loops only up to its last real factor (``term_length``), so
+local arrays, in the four signed/conjugated variants the factor codes address directly, and
+accumulates its gradient locally per variant (contiguous, alias-free, no decoding in the loops), and every term loops only up to its last real factor (``term_length``), so
 padding to the largest rank costs nothing. The adjoint of a product of ``k`` factors takes prefix
 and suffix products, so every ``prod over s != t`` costs O(1) instead of O(k).
 """
@@ -17,26 +17,47 @@ import torch
 from ._compile import compile_pair, pick
 
 
+def _load_signed_row(a_re, a_im, i, row_re, row_im):
+    """Row ``i`` in all four variants a factor code can ask for: ``row[4h + flags]`` is column
+    ``h`` negated and/or conjugated, so that a factor is one load by its code, no decoding."""
+    for h in range(a_re.shape[1]):
+        x = a_re[i, h]
+        y = a_im[i, h]
+        row_re[4 * h] = x
+        row_im[4 * h] = y
+        row_re[4 * h + 1] = -x  # neg
+        row_im[4 * h + 1] = -y
+        row_re[4 * h + 2] = x  # conj
+        row_im[4 * h + 2] = -y
+        row_re[4 * h + 3] = -x  # neg conj
+        row_im[4 * h + 3] = y
+
+
+_load_signed_row_jit = numba.njit(inline="always", cache=True)(_load_signed_row)
+
+
 def _factor(c, row_re, row_im):
-    """The factor of code ``c`` (``c >= 0``) from the atom's row."""
-    # branch-free: the flags are data, and mispredicted branches cost more than two multiplies
-    s_re = 1.0 - 2.0 * (c & 1)
-    s_im = s_re * (1.0 - 2.0 * ((c >> 1) & 1))
-    h = c >> 2
-    return s_re * row_re[h], s_im * row_im[h]
+    """The factor of code ``c`` (``c >= 0``) from the signed row."""
+    return row_re[c], row_im[c]
 
 
 _factor_jit = numba.njit(inline="always", cache=True)(_factor)
 
 
 def _add_gradient(c, w, q_re, q_im, grad_re, grad_im):
-    """Add w dRe(f q)/d(row) for the factor of code ``c``: d Re(f q) = q_re d f_re - q_im d f_im,
-    then undo the factor's sign and conjugation."""
-    s_re = 1.0 - 2.0 * (c & 1)
-    s_im = s_re * (1.0 - 2.0 * ((c >> 1) & 1))
-    col = c >> 2
-    grad_re[col] += w * s_re * q_re
-    grad_im[col] -= w * s_im * q_im
+    """Add w dRe(f q)/df for the factor of code ``c`` (d Re(f q) = q_re d f_re - q_im d f_im), by
+    signed variant: :func:`_fold_gradient` undoes the signs and conjugations once per atom."""
+    grad_re[c] += w * q_re
+    grad_im[c] -= w * q_im
+
+
+def _fold_gradient(grad_re, grad_im, ga_re, ga_im, i):
+    for h in range(ga_re.shape[1]):
+        ga_re[i, h] = grad_re[4 * h] - grad_re[4 * h + 1] + grad_re[4 * h + 2] - grad_re[4 * h + 3]
+        ga_im[i, h] = grad_im[4 * h] - grad_im[4 * h + 1] - grad_im[4 * h + 2] + grad_im[4 * h + 3]
+
+
+_fold_gradient_jit = numba.njit(inline="always", cache=True)(_fold_gradient)
 
 
 _add_gradient_jit = numba.njit(inline="always", cache=True)(_add_gradient)
@@ -46,12 +67,10 @@ def _product_kernel(a_re, a_im, group, group_offsets, codes, term_length, coeff,
     n_atoms, h = a_re.shape
     n_p = coeff.shape[1]
     for i in numba.prange(n_atoms):
-        row_re = np.empty(h)
-        row_im = np.empty(h)
+        row_re = np.empty(4 * h)
+        row_im = np.empty(4 * h)
         acc = np.zeros(n_p)
-        for k in range(h):
-            row_re[k] = a_re[i, k]
-            row_im[k] = a_im[i, k]
+        _load_signed_row_jit(a_re, a_im, i, row_re, row_im)
         g = group[i]
         for s in range(group_offsets[g], group_offsets[g + 1]):
             k = term_length[s]
@@ -86,13 +105,11 @@ def _adjoint_kernel(a_re, a_im, group, group_offsets, codes, term_length, coeff,
     rmax = codes.shape[1]
     n_p = coeff.shape[1]
     for i in numba.prange(n_atoms):
-        row_re = np.empty(h)
-        row_im = np.empty(h)
-        grad_re = np.zeros(h)
-        grad_im = np.zeros(h)
-        for k in range(h):
-            row_re[k] = a_re[i, k]
-            row_im[k] = a_im[i, k]
+        row_re = np.empty(4 * h)
+        row_im = np.empty(4 * h)
+        grad_re = np.zeros(4 * h)
+        grad_im = np.zeros(4 * h)
+        _load_signed_row_jit(a_re, a_im, i, row_re, row_im)
         f_re = np.empty(rmax)
         f_im = np.empty(rmax)
         pre_re = np.empty(rmax + 1)  # pre[t] = f_0 ... f_{t-1}
@@ -143,9 +160,7 @@ def _adjoint_kernel(a_re, a_im, group, group_offsets, codes, term_length, coeff,
                     q_im = pre_re[t] * suf_im + pre_im[t] * suf_re
                     _add_gradient_jit(c, w, q_re, q_im, grad_re, grad_im)
                 suf_re, suf_im = suf_re * f_re[t] - suf_im * f_im[t], suf_re * f_im[t] + suf_im * f_re[t]
-        for k in range(h):
-            ga_re[i, k] = grad_re[k]
-            ga_im[i, k] = grad_im[k]
+        _fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, i)
 
 
 _product = compile_pair(_product_kernel)
