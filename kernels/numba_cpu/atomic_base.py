@@ -17,7 +17,7 @@ import torch
 
 from ..reference.sph_harm import plm_coefficients
 from ._compile import compile_pair, pick
-from .sph_harm import EDGE_BLOCK, ylm_block
+from .sph_harm import EDGE_BLOCK, ylm_block, ylm_block_contract
 
 
 def _atomic_base_kernel(radial, y_re, y_im, vectors, fused, lmax, diag, sub, a, b, offsets, nbr_species,
@@ -64,34 +64,27 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
     n_atoms, _, nrad, h = ga_re.shape
     n_l = radial.shape[2]
     for i in numba.prange(n_atoms):
-        s_re = np.empty(h)
-        s_im = np.empty(h)
-        t_re = np.empty(h)
-        t_im = np.empty(h)
         r_lm = np.empty((nrad, h))
         dr_lm = np.empty((nrad, h))
         state = np.empty((16, EDGE_BLOCK))
-        blk_re = np.empty((h, EDGE_BLOCK))  # the harmonics and their gradients of a block of edges
-        blk_im = np.empty((h, EDGE_BLOCK))
-        blk_gre = np.empty((h, 3, EDGE_BLOCK))
-        blk_gim = np.empty((h, 3, EDGE_BLOCK))
+        # per block of edges: s = sum_n ga R (the weights of grad Y), t = sum_n ga R' (of Y)
+        s_re = np.empty((h, EDGE_BLOCK))
+        s_im = np.empty((h, EDGE_BLOCK))
+        t_re = np.empty((h, EDGE_BLOCK))
+        t_im = np.empty((h, EDGE_BLOCK))
+        value = np.empty(EDGE_BLOCK)
+        grad = np.empty((3, EDGE_BLOCK))
+        row_s_re = np.empty(h)  # one edge's s and t, contiguous while they are summed over n
+        row_s_im = np.empty(h)
+        row_t_re = np.empty(h)
+        row_t_im = np.empty(h)
         for e0 in range(offsets[i], offsets[i + 1], EDGE_BLOCK):
             nb = min(EDGE_BLOCK, offsets[i + 1] - e0)
-            if fused:
-                ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, True, state, blk_re, blk_im, blk_gre, blk_gim)
-            else:
-                for q in range(nb):
-                    for lm in range(h):
-                        blk_re[lm, q] = y_re[e0 + q, lm]
-                        blk_im[lm, q] = y_im[e0 + q, lm]
-                        for c in range(3):
-                            blk_gre[lm, c, q] = dy_re[e0 + q, lm, c]
-                            blk_gim[lm, c, q] = dy_im[e0 + q, lm, c]
             for q in range(nb):
                 e = e0 + q
                 mu = nbr_species[e]
-                # R and R' spread over the lm columns, so that the contractions below run over
-                # contiguous rows (they vectorise): s = sum_n ga R (weights of grad Y), t = sum_n ga R'
+                # R and R' spread over the lm columns, so that the contraction over n runs over
+                # contiguous rows (it vectorises)
                 for n in range(nrad):
                     lm = 0
                     for l in range(n_l):
@@ -102,32 +95,45 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
                             dr_lm[n, lm] = dr
                             lm += 1
                 for lm in range(h):
-                    s_re[lm] = 0.0
-                    s_im[lm] = 0.0
-                    t_re[lm] = 0.0
-                    t_im[lm] = 0.0
+                    row_s_re[lm] = 0.0
+                    row_s_im[lm] = 0.0
+                    row_t_re[lm] = 0.0
+                    row_t_im[lm] = 0.0
                 for n in range(nrad):
                     for lm in range(h):
                         gr = ga_re[i, mu, n, lm]
                         gi = ga_im[i, mu, n, lm]
-                        s_re[lm] += gr * r_lm[n, lm]
-                        s_im[lm] += gi * r_lm[n, lm]
-                        t_re[lm] += gr * dr_lm[n, lm]
-                        t_im[lm] += gi * dr_lm[n, lm]
-                radial_part = 0.0
-                gx = 0.0
-                gy = 0.0
-                gz = 0.0
-                for lm in range(h):
-                    radial_part += t_re[lm] * blk_re[lm, q] + t_im[lm] * blk_im[lm, q]
-                    gx += s_re[lm] * blk_gre[lm, 0, q] + s_im[lm] * blk_gim[lm, 0, q]
-                    gy += s_re[lm] * blk_gre[lm, 1, q] + s_im[lm] * blk_gim[lm, 1, q]
-                    gz += s_re[lm] * blk_gre[lm, 2, q] + s_im[lm] * blk_gim[lm, 2, q]
+                        row_s_re[lm] += gr * r_lm[n, lm]
+                        row_s_im[lm] += gi * r_lm[n, lm]
+                        row_t_re[lm] += gr * dr_lm[n, lm]
+                        row_t_im[lm] += gi * dr_lm[n, lm]
+                for lm in range(h):  # into the block layout of the recursion (edge innermost)
+                    s_re[lm, q] = row_s_re[lm]
+                    s_im[lm, q] = row_s_im[lm]
+                    t_re[lm, q] = row_t_re[lm]
+                    t_im[lm, q] = row_t_im[lm]
+            if fused:
+                # the harmonics of the block, contracted as they are made: never stored
+                ylm_block_contract(vectors, e0, nb, lmax, diag, sub, a, b, state, s_re, s_im, t_re, t_im, value,
+                                   grad)
+            else:
+                for q in range(nb):
+                    e = e0 + q
+                    value[q] = 0.0
+                    for c in range(3):
+                        grad[c, q] = 0.0
+                    for lm in range(h):
+                        value[q] += t_re[lm, q] * y_re[e, lm] + t_im[lm, q] * y_im[e, lm]
+                        for c in range(3):
+                            grad[c, q] += s_re[lm, q] * dy_re[e, lm, c] + s_im[lm, q] * dy_im[e, lm, c]
+            for q in range(nb):
+                e = e0 + q
                 vx, vy, vz = np.float64(vectors[e, 0]), np.float64(vectors[e, 1]), np.float64(vectors[e, 2])
                 inv = 1.0 / np.sqrt(vx * vx + vy * vy + vz * vz)
-                out[e, 0] = gx + radial_part * vx * inv
-                out[e, 1] = gy + radial_part * vy * inv
-                out[e, 2] = gz + radial_part * vz * inv
+                # d(R Y)/dr = R' r_hat Y + R grad Y
+                out[e, 0] = grad[0, q] + value[q] * vx * inv
+                out[e, 1] = grad[1, q] + value[q] * vy * inv
+                out[e, 2] = grad[2, q] + value[q] * vz * inv
 
 
 _atomic_base = compile_pair(_atomic_base_kernel)

@@ -103,6 +103,85 @@ def _ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, re, im,
 ylm_block = numba.njit(inline="always", cache=True)(_ylm_block)
 
 
+def _ylm_block_contract(vectors, e0, nb, lmax, diag, sub, a, b, state, w_re, w_im, v_re, v_im, value, grad):
+    """For edges ``e0 .. e0+nb-1``, contract their harmonics with weights instead of storing them:
+    ``value[q] = sum_lm v_re[lm, q] Y_re + v_im[lm, q] Y_im`` and ``grad[:, q] = sum_lm w_re[lm, q]
+    grad Y_re + w_im[lm, q] grad Y_im``. The tangential projection and the 1/|r| of the gradients
+    are linear, so they are applied once to the summed unprojected gradient (same recursion as
+    :func:`_ylm_block`)."""
+    x, y, z, inv = state[0], state[1], state[2], state[3]
+    c_re, c_im, cm1_re, cm1_im = state[4], state[5], state[6], state[7]
+    p, dp, p1, dp1, p2, dp2 = state[8], state[9], state[10], state[11], state[12], state[13]
+    for q in range(nb):
+        vx = np.float64(vectors[e0 + q, 0])
+        vy = np.float64(vectors[e0 + q, 1])
+        vz = np.float64(vectors[e0 + q, 2])
+        w = 1.0 / math.sqrt(vx * vx + vy * vy + vz * vz)
+        inv[q] = w
+        x[q] = vx * w
+        y[q] = vy * w
+        z[q] = vz * w
+        c_re[q] = 1.0
+        c_im[q] = 0.0
+        cm1_re[q] = 0.0
+        cm1_im[q] = 0.0
+        value[q] = 0.0
+        grad[0, q] = 0.0
+        grad[1, q] = 0.0
+        grad[2, q] = 0.0
+    for m in range(lmax + 1):
+        if m > 0:
+            for q in range(nb):
+                cm1_re[q] = c_re[q]
+                cm1_im[q] = c_im[q]
+                c_re[q] = cm1_re[q] * x[q] - cm1_im[q] * y[q]
+                c_im[q] = cm1_re[q] * y[q] + cm1_im[q] * x[q]
+        for q in range(nb):
+            p1[q] = diag[m]
+            dp1[q] = 0.0
+            p2[q] = 0.0
+            dp2[q] = 0.0
+        for l in range(m, lmax + 1):
+            if l == m:
+                for q in range(nb):
+                    p[q] = p1[q]
+                    dp[q] = dp1[q]
+            elif l == m + 1:
+                s = sub[m]
+                for q in range(nb):
+                    p[q] = s * z[q] * p1[q]
+                    dp[q] = s * p1[q]
+            else:
+                al = a[l, m]
+                bl = b[l, m]
+                for q in range(nb):
+                    p[q] = al * (z[q] * p1[q] + bl * p2[q])
+                    dp[q] = al * (p1[q] + z[q] * dp1[q] + bl * dp2[q])
+            k = l * (l + 1) // 2 + m
+            for q in range(nb):
+                value[q] += (v_re[k, q] * c_re[q] + v_im[k, q] * c_im[q]) * p[q]
+                # unprojected G = (m c_{m-1} P, i m c_{m-1} P, c_m dP/dz), weighted
+                gx_re = m * cm1_re[q] * p[q]
+                gx_im = m * cm1_im[q] * p[q]
+                grad[0, q] += w_re[k, q] * gx_re + w_im[k, q] * gx_im
+                grad[1, q] += w_im[k, q] * gx_re - w_re[k, q] * gx_im
+                grad[2, q] += (w_re[k, q] * c_re[q] + w_im[k, q] * c_im[q]) * dp[q]
+            if l > m:
+                for q in range(nb):
+                    p2[q] = p1[q]
+                    dp2[q] = dp1[q]
+                    p1[q] = p[q]
+                    dp1[q] = dp[q]
+    for q in range(nb):  # tangential projection, over |r|
+        dot = x[q] * grad[0, q] + y[q] * grad[1, q] + z[q] * grad[2, q]
+        grad[0, q] = (grad[0, q] - x[q] * dot) * inv[q]
+        grad[1, q] = (grad[1, q] - y[q] * dot) * inv[q]
+        grad[2, q] = (grad[2, q] - z[q] * dot) * inv[q]
+
+
+ylm_block_contract = numba.njit(inline="always", cache=True)(_ylm_block_contract)
+
+
 def _sph_harm_kernel(vectors, lmax, diag, sub, a, b, gradients, re, im, g_re, g_im):
     """One block of edges per iteration (``g_re`` / ``g_im`` only written when ``gradients``)."""
     n_edges = vectors.shape[0]
