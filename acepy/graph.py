@@ -83,7 +83,10 @@ def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, graph: Graph) -> t
     """
     # index_select rather than fancy indexing: same autograd, a good deal faster on the CPU.
     shifts = graph.shifts.to(positions.dtype)
-    lattice = torch.einsum("ek,ekl->el", shifts, cell.index_select(0, graph.edge_system))
+    if cell.shape[0] == 1:  # one structure: a plain product, no per-edge copy of the cell
+        lattice = shifts @ cell[0]
+    else:
+        lattice = torch.einsum("ek,ekl->el", shifts, cell.index_select(0, graph.edge_system))
     return positions.index_select(0, graph.neighbors) - positions.index_select(0, graph.centers) + lattice
 
 
