@@ -270,7 +270,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--potential", default=DEFAULT_POTENTIAL, help="a .yace/.ace/.yaml file or a bundled name")
     ap.add_argument("--pair-table", default=None, help="LAMMPS pair_style table file stacked with the potential")
-    ap.add_argument("--structures", default="fcc", help="comma list of fcc, bcc, diamond, batch")
+    ap.add_argument("--structures", default="fcc,batch", help="comma list of fcc, bcc, diamond, batch "
+                    f"(batch: structures of {BATCH_MEMBER_ATOMS} atoms in one call)")
     ap.add_argument("--sizes", default=None, help=f"comma list of atom counts (CPU default {CPU_SIZES}, "
                                                    f"GPU {GPU_SIZES})")
     ap.add_argument("--backends", default=None, help="comma list of numba, triton, torch (default: by device)")
