@@ -119,3 +119,18 @@ def test_bad_and_degenerate_inputs(backend):
     # no neighbours: E = E0 + F(0) (zero for both embeddings here), and no force
     assert float(out["energy"][0]) == pytest.approx(float(e0.sum()), abs=1e-12)
     assert np.isfinite(out["forces"].numpy()).all() and np.abs(out["forces"].numpy()).max() == 0
+
+
+@pytest.mark.parametrize("edge_chunk", [1, 37, 500])
+def test_fast_path_in_chunks_equals_exact_path(monkeypatch, edge_chunk):
+    """The fast path evaluates atoms in chunks of at most EDGE_CHUNK edges (one atom per chunk
+    when an atom alone has more): any chunking gives the exact path's numbers."""
+    import acepy.models.ace as ace_module
+
+    rng = np.random.default_rng()
+    atoms = alni(rng, repeat=(2, 2, 1))
+    exact = acepy.load(POT, backend="torch").evaluate(atoms)
+    monkeypatch.setattr(ace_module, "EDGE_CHUNK", edge_chunk)
+    fast = acepy.load(POT, backend="numba").evaluate(atoms)
+    for key in ("energies", "forces", "stress"):
+        np.testing.assert_allclose(fast[key].numpy(), exact[key].numpy(), rtol=1e-10, atol=1e-10, err_msg=key)
