@@ -17,7 +17,7 @@ import torch
 
 from ..reference.sph_harm import plm_coefficients
 from ._compile import compile_pair, pick
-from .sph_harm import EDGE_BLOCK, ylm_block, ylm_block_contract
+from .sph_harm import CONTRACT, EDGE_BLOCK, STORE, ylm_block
 
 
 def _atomic_base_kernel(radial, y_re, y_im, vectors, fused, lmax, diag, sub, a, b, offsets, nbr_species,
@@ -29,13 +29,16 @@ def _atomic_base_kernel(radial, y_re, y_im, vectors, fused, lmax, diag, sub, a, 
         blk_re = np.empty((h, EDGE_BLOCK))  # the harmonics of a block of the atom's edges
         blk_im = np.empty((h, EDGE_BLOCK))
         no_grad = np.empty((0, 3, EDGE_BLOCK))
+        no_value = np.empty(0)
+        no_sum = np.empty((3, 0))
         # the atom's row accumulates in a local buffer (alias-free, so the loops vectorise)
         acc_re = np.zeros((nspecies, nrad, h))
         acc_im = np.zeros((nspecies, nrad, h))
         for e0 in range(offsets[i], offsets[i + 1], EDGE_BLOCK):
             nb = min(EDGE_BLOCK, offsets[i + 1] - e0)
             if fused:
-                ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, False, state, blk_re, blk_im, no_grad, no_grad)
+                ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, STORE, state, blk_re, blk_im, no_grad, no_grad,
+                          no_value, no_sum)
             else:
                 for q in range(nb):
                     for lm in range(h):
@@ -68,8 +71,8 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
         dr_lm = np.empty((nrad, h))
         state = np.empty((16, EDGE_BLOCK))
         # per block of edges: s = sum_n ga R (the weights of grad Y), t = sum_n ga R' (of Y)
-        s_re = np.empty((h, EDGE_BLOCK))
-        s_im = np.empty((h, EDGE_BLOCK))
+        s_re = np.empty((h, 1, EDGE_BLOCK))  # (H, 1, B): the gradient-weight layout ylm_block reads
+        s_im = np.empty((h, 1, EDGE_BLOCK))
         t_re = np.empty((h, EDGE_BLOCK))
         t_im = np.empty((h, EDGE_BLOCK))
         value = np.empty(EDGE_BLOCK)
@@ -108,14 +111,14 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
                         row_t_re[lm] += gr * dr_lm[n, lm]
                         row_t_im[lm] += gi * dr_lm[n, lm]
                 for lm in range(h):  # into the block layout of the recursion (edge innermost)
-                    s_re[lm, q] = row_s_re[lm]
-                    s_im[lm, q] = row_s_im[lm]
+                    s_re[lm, 0, q] = row_s_re[lm]
+                    s_im[lm, 0, q] = row_s_im[lm]
                     t_re[lm, q] = row_t_re[lm]
                     t_im[lm, q] = row_t_im[lm]
             if fused:
                 # the harmonics of the block, contracted as they are made: never stored
-                ylm_block_contract(vectors, e0, nb, lmax, diag, sub, a, b, state, s_re, s_im, t_re, t_im, value,
-                                   grad)
+                ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, CONTRACT, state, t_re, t_im, s_re, s_im, value,
+                          grad)
             else:
                 for q in range(nb):
                     e = e0 + q
@@ -125,7 +128,7 @@ def _edge_grads_kernel(ga_re, ga_im, offsets, nbr_species, radial, dradial, y_re
                     for lm in range(h):
                         value[q] += t_re[lm, q] * y_re[e, lm] + t_im[lm, q] * y_im[e, lm]
                         for c in range(3):
-                            grad[c, q] += s_re[lm, q] * dy_re[e, lm, c] + s_im[lm, q] * dy_im[e, lm, c]
+                            grad[c, q] += s_re[lm, 0, q] * dy_re[e, lm, c] + s_im[lm, 0, q] * dy_im[e, lm, c]
             for q in range(nb):
                 e = e0 + q
                 vx, vy, vz = np.float64(vectors[e, 0]), np.float64(vectors[e, 1]), np.float64(vectors[e, 2])

@@ -4,7 +4,8 @@ The recursion of one edge is a chain of dependent multiply-adds (P_lm from the t
 so one edge at a time runs at the latency of that chain. :func:`ylm_block` runs it for a block of
 ``EDGE_BLOCK`` edges at once, with the edge as the innermost (contiguous) axis: independent
 chains that the CPU overlaps and the compiler vectorises. It is shared by the harmonics kernel and
-the fused atomic-base kernels, which keep the block in small scratch arrays.
+the fused atomic-base kernels, which keep the block in small scratch arrays or contract the
+harmonics with their weights as they are made.
 """
 
 from __future__ import annotations
@@ -22,11 +23,22 @@ from ._compile import compile_pair, pick
 EDGE_BLOCK = 16
 
 
-def _ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, re, im, g_re, g_im):
-    """The harmonics of edges ``e0 .. e0+nb-1`` into ``re, im (H, B)`` and, with ``gradients``,
-    ``g_re, g_im (H, 3, B)`` (column ``b`` is edge ``e0 + b``): the reference's recursion in
-    float64, m outer carrying (x+iy)^m and (x+iy)^(m-1), l inner from m carrying P_lm and
-    dP_lm/dz of the two previous l. ``state (16, B)`` is scratch."""
+# what ylm_block does with each harmonic (a compile-time constant at every call site)
+STORE = 0  # values into re, im (H, B)
+STORE_WITH_GRADIENTS = 1  # and gradients into g_re, g_im (H, 3, B)
+CONTRACT = 2  # sum them against weights, storing nothing per harmonic (see below)
+
+
+def _ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, mode, state, re, im, g_re, g_im, value, grad):
+    """The harmonics of edges ``e0 .. e0+nb-1`` (column ``q`` of every block array is edge
+    ``e0 + q``): the reference's recursion in float64, m outer carrying (x+iy)^m and (x+iy)^(m-1),
+    l inner from m carrying P_lm and dP_lm/dz of the two previous l. ``state (16, B)`` is scratch.
+
+    ``mode`` STORE / STORE_WITH_GRADIENTS write ``re, im`` (and ``g_re, g_im``). CONTRACT reads
+    weights instead: ``re, im (H, B)`` weigh the values and ``g_re[:, 0, :], g_im[:, 0, :]`` the
+    gradients, and it writes ``value[q] = sum re Y_re + im Y_im`` and ``grad[:, q] = sum
+    g_re grad Y_re + g_im grad Y_im``; the tangential projection and 1/|r| of the gradients are
+    linear, so they are applied once, to the summed unprojected gradient."""
     x, y, z, inv = state[0], state[1], state[2], state[3]
     c_re, c_im, cm1_re, cm1_im = state[4], state[5], state[6], state[7]
     p, dp, p1, dp1, p2, dp2 = state[8], state[9], state[10], state[11], state[12], state[13]
@@ -43,6 +55,11 @@ def _ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, re, im,
         c_im[q] = 0.0
         cm1_re[q] = 0.0
         cm1_im[q] = 0.0
+        if mode == CONTRACT:
+            value[q] = 0.0
+            grad[0, q] = 0.0
+            grad[1, q] = 0.0
+            grad[2, q] = 0.0
     for m in range(lmax + 1):
         if m > 0:
             for q in range(nb):
@@ -72,11 +89,23 @@ def _ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, re, im,
                     p[q] = al * (z[q] * p1[q] + bl * p2[q])
                     dp[q] = al * (p1[q] + z[q] * dp1[q] + bl * dp2[q])
             k = l * (l + 1) // 2 + m
-            for q in range(nb):
-                re[k, q] = c_re[q] * p[q]
-                im[k, q] = c_im[q] * p[q]
-            if gradients:
-                # G = (m c_{m-1} P, i m c_{m-1} P, c_m dP/dz), projected tangentially, over |r|
+            if mode == CONTRACT:
+                for q in range(nb):
+                    value[q] += (re[k, q] * c_re[q] + im[k, q] * c_im[q]) * p[q]
+                    # unprojected G = (m c_{m-1} P, i m c_{m-1} P, c_m dP/dz), weighted
+                    gx_re = m * cm1_re[q] * p[q]
+                    gx_im = m * cm1_im[q] * p[q]
+                    wr = g_re[k, 0, q]
+                    wi = g_im[k, 0, q]
+                    grad[0, q] += wr * gx_re + wi * gx_im
+                    grad[1, q] += wi * gx_re - wr * gx_im
+                    grad[2, q] += (wr * c_re[q] + wi * c_im[q]) * dp[q]
+            else:
+                for q in range(nb):
+                    re[k, q] = c_re[q] * p[q]
+                    im[k, q] = c_im[q] * p[q]
+            if mode == STORE_WITH_GRADIENTS:
+                # G as above, projected tangentially, over |r|
                 for q in range(nb):
                     gx_re = m * cm1_re[q] * p[q]
                     gx_im = m * cm1_im[q] * p[q]
@@ -98,88 +127,15 @@ def _ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, re, im,
                     dp2[q] = dp1[q]
                     p1[q] = p[q]
                     dp1[q] = dp[q]
+    if mode == CONTRACT:
+        for q in range(nb):  # tangential projection, over |r|
+            dot = x[q] * grad[0, q] + y[q] * grad[1, q] + z[q] * grad[2, q]
+            grad[0, q] = (grad[0, q] - x[q] * dot) * inv[q]
+            grad[1, q] = (grad[1, q] - y[q] * dot) * inv[q]
+            grad[2, q] = (grad[2, q] - z[q] * dot) * inv[q]
 
 
 ylm_block = numba.njit(inline="always", cache=True)(_ylm_block)
-
-
-def _ylm_block_contract(vectors, e0, nb, lmax, diag, sub, a, b, state, w_re, w_im, v_re, v_im, value, grad):
-    """For edges ``e0 .. e0+nb-1``, contract their harmonics with weights instead of storing them:
-    ``value[q] = sum_lm v_re[lm, q] Y_re + v_im[lm, q] Y_im`` and ``grad[:, q] = sum_lm w_re[lm, q]
-    grad Y_re + w_im[lm, q] grad Y_im``. The tangential projection and the 1/|r| of the gradients
-    are linear, so they are applied once to the summed unprojected gradient (same recursion as
-    :func:`_ylm_block`)."""
-    x, y, z, inv = state[0], state[1], state[2], state[3]
-    c_re, c_im, cm1_re, cm1_im = state[4], state[5], state[6], state[7]
-    p, dp, p1, dp1, p2, dp2 = state[8], state[9], state[10], state[11], state[12], state[13]
-    for q in range(nb):
-        vx = np.float64(vectors[e0 + q, 0])
-        vy = np.float64(vectors[e0 + q, 1])
-        vz = np.float64(vectors[e0 + q, 2])
-        w = 1.0 / math.sqrt(vx * vx + vy * vy + vz * vz)
-        inv[q] = w
-        x[q] = vx * w
-        y[q] = vy * w
-        z[q] = vz * w
-        c_re[q] = 1.0
-        c_im[q] = 0.0
-        cm1_re[q] = 0.0
-        cm1_im[q] = 0.0
-        value[q] = 0.0
-        grad[0, q] = 0.0
-        grad[1, q] = 0.0
-        grad[2, q] = 0.0
-    for m in range(lmax + 1):
-        if m > 0:
-            for q in range(nb):
-                cm1_re[q] = c_re[q]
-                cm1_im[q] = c_im[q]
-                c_re[q] = cm1_re[q] * x[q] - cm1_im[q] * y[q]
-                c_im[q] = cm1_re[q] * y[q] + cm1_im[q] * x[q]
-        for q in range(nb):
-            p1[q] = diag[m]
-            dp1[q] = 0.0
-            p2[q] = 0.0
-            dp2[q] = 0.0
-        for l in range(m, lmax + 1):
-            if l == m:
-                for q in range(nb):
-                    p[q] = p1[q]
-                    dp[q] = dp1[q]
-            elif l == m + 1:
-                s = sub[m]
-                for q in range(nb):
-                    p[q] = s * z[q] * p1[q]
-                    dp[q] = s * p1[q]
-            else:
-                al = a[l, m]
-                bl = b[l, m]
-                for q in range(nb):
-                    p[q] = al * (z[q] * p1[q] + bl * p2[q])
-                    dp[q] = al * (p1[q] + z[q] * dp1[q] + bl * dp2[q])
-            k = l * (l + 1) // 2 + m
-            for q in range(nb):
-                value[q] += (v_re[k, q] * c_re[q] + v_im[k, q] * c_im[q]) * p[q]
-                # unprojected G = (m c_{m-1} P, i m c_{m-1} P, c_m dP/dz), weighted
-                gx_re = m * cm1_re[q] * p[q]
-                gx_im = m * cm1_im[q] * p[q]
-                grad[0, q] += w_re[k, q] * gx_re + w_im[k, q] * gx_im
-                grad[1, q] += w_im[k, q] * gx_re - w_re[k, q] * gx_im
-                grad[2, q] += (w_re[k, q] * c_re[q] + w_im[k, q] * c_im[q]) * dp[q]
-            if l > m:
-                for q in range(nb):
-                    p2[q] = p1[q]
-                    dp2[q] = dp1[q]
-                    p1[q] = p[q]
-                    dp1[q] = dp[q]
-    for q in range(nb):  # tangential projection, over |r|
-        dot = x[q] * grad[0, q] + y[q] * grad[1, q] + z[q] * grad[2, q]
-        grad[0, q] = (grad[0, q] - x[q] * dot) * inv[q]
-        grad[1, q] = (grad[1, q] - y[q] * dot) * inv[q]
-        grad[2, q] = (grad[2, q] - z[q] * dot) * inv[q]
-
-
-ylm_block_contract = numba.njit(inline="always", cache=True)(_ylm_block_contract)
 
 
 def _sph_harm_kernel(vectors, lmax, diag, sub, a, b, gradients, re, im, g_re, g_im):
@@ -194,9 +150,12 @@ def _sph_harm_kernel(vectors, lmax, diag, sub, a, b, gradients, re, im, g_re, g_
         gb = 3 if gradients else 0
         bg_re = np.empty((h if gradients else 0, 3, EDGE_BLOCK))
         bg_im = np.empty((h if gradients else 0, 3, EDGE_BLOCK))
+        no_value = np.empty(0)
+        no_grad = np.empty((3, 0))
         e0 = blk * EDGE_BLOCK
         nb = min(EDGE_BLOCK, n_edges - e0)
-        ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, gradients, state, b_re, b_im, bg_re, bg_im)
+        mode = STORE_WITH_GRADIENTS if gradients else STORE
+        ylm_block(vectors, e0, nb, lmax, diag, sub, a, b, mode, state, b_re, b_im, bg_re, bg_im, no_value, no_grad)
         for q in range(nb):
             for k in range(h):
                 re[e0 + q, k] = b_re[k, q]
