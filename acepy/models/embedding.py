@@ -14,6 +14,20 @@ import torch
 from .radial import cutoff_func_poly
 
 
+_FS_W = 1.0e6
+
+
+def _fs_parts(rho: torch.Tensor, m: float):
+    """The pieces of PACE's ``Fexp`` shared by its value and derivative: |x| (1 where tiny, so
+    that no branch sees 0), the mask of non-tiny |x|, g = exp(-(w|x|)^3) and lam = w^(1-m)."""
+    a = rho.abs()
+    big = a > 1e-10
+    a_safe = torch.where(big, a, torch.ones_like(a))
+    wx3 = (_FS_W * a_safe) ** 3
+    g = torch.where(wx3 > 30.0, torch.zeros_like(a), torch.exp(-torch.clamp(wx3, max=30.0)))
+    return a_safe, big, g, _FS_W ** (1.0 - m)
+
+
 def finnis_sinclair(rho: torch.Tensor, m: float) -> torch.Tensor:
     """PACE ``Fexp(x, m)``: sign(x)[(1 - g)|x|^m + lam g |x|] with g = exp(-(w|x|)^3), w = 1e6.
 
@@ -21,15 +35,24 @@ def finnis_sinclair(rho: torch.Tensor, m: float) -> torch.Tensor:
     """
     if abs(m - 1.0) < 1e-10:  # exactly how PACE special-cases the linear embedding
         return rho.clone()
-    w = 1.0e6
-    lam = w ** (1.0 - m)
-    a = rho.abs()
-    big = a > 1e-10
-    a_safe = torch.where(big, a, torch.ones_like(a))
-    wx3 = (w * a_safe) ** 3
-    g = torch.where(wx3 > 30.0, torch.zeros_like(a), torch.exp(-torch.clamp(wx3, max=30.0)))
-    f_big = torch.sign(rho) * ((1.0 - g) * a_safe**m + lam * g * a_safe)
-    return torch.where(big, f_big, lam * rho)
+    a, big, g, lam = _fs_parts(rho, m)
+    return torch.where(big, torch.sign(rho) * ((1.0 - g) * a**m + lam * g * a), lam * rho)
+
+
+def finnis_sinclair_derivative(rho: torch.Tensor, m: float) -> torch.Tensor:
+    """dF/drho of :func:`finnis_sinclair`: (1-g) m|x|^(m-1) + lam g + g'(lam|x| - |x|^m), g' = -3 w^3 |x|^2 g."""
+    if abs(m - 1.0) < 1e-10:
+        return torch.ones_like(rho)
+    a, big, g, lam = _fs_parts(rho, m)
+    dg = -3.0 * _FS_W**3 * a**2 * g
+    return torch.where(big, (1.0 - g) * m * a ** (m - 1.0) + lam * g + dg * (lam * a - a**m), torch.full_like(rho, lam))
+
+
+def _shifted_scaled_offsets(a: torch.Tensor, m: float):
+    """x_off and y_off of PACE's ``FexpShiftedScaled`` at |rho| = a."""
+    nu = 1.0 / m
+    decay = torch.exp(-a)
+    return nu ** (nu / (1.0 - nu)) * decay, nu ** (1.0 / (1.0 - nu)) * decay
 
 
 def finnis_sinclair_shifted_scaled(rho: torch.Tensor, m: float) -> torch.Tensor:
@@ -37,27 +60,8 @@ def finnis_sinclair_shifted_scaled(rho: torch.Tensor, m: float) -> torch.Tensor:
     if abs(m - 1.0) < 1e-10:
         return rho.clone()
     a = rho.abs()
-    nu = 1.0 / m
-    decay = torch.exp(-a)
-    x_off = nu ** (nu / (1.0 - nu)) * decay
-    y_off = nu ** (1.0 / (1.0 - nu)) * decay
+    x_off, y_off = _shifted_scaled_offsets(a, m)
     return torch.sign(rho) * ((x_off + a) ** m - y_off)
-
-
-def finnis_sinclair_derivative(rho: torch.Tensor, m: float) -> torch.Tensor:
-    """dF/drho of :func:`finnis_sinclair`: (1-g) m|x|^(m-1) + lam g + g'(lam|x| - |x|^m), g' = -3 w^3 |x|^2 g."""
-    if abs(m - 1.0) < 1e-10:
-        return torch.ones_like(rho)
-    w = 1.0e6
-    lam = w ** (1.0 - m)
-    a = rho.abs()
-    big = a > 1e-10
-    a_safe = torch.where(big, a, torch.ones_like(a))
-    wx3 = (w * a_safe) ** 3
-    g = torch.where(wx3 > 30.0, torch.zeros_like(a), torch.exp(-torch.clamp(wx3, max=30.0)))
-    dg = -3.0 * w**3 * a_safe**2 * g
-    d_big = (1.0 - g) * m * a_safe ** (m - 1.0) + lam * g + dg * (lam * a_safe - a_safe**m)
-    return torch.where(big, d_big, torch.full_like(rho, lam))
 
 
 def finnis_sinclair_shifted_scaled_derivative(rho: torch.Tensor, m: float) -> torch.Tensor:
@@ -65,10 +69,7 @@ def finnis_sinclair_shifted_scaled_derivative(rho: torch.Tensor, m: float) -> to
     if abs(m - 1.0) < 1e-10:
         return torch.ones_like(rho)
     a = rho.abs()
-    nu = 1.0 / m
-    decay = torch.exp(-a)
-    x_off = nu ** (nu / (1.0 - nu)) * decay
-    y_off = nu ** (1.0 / (1.0 - nu)) * decay
+    x_off, y_off = _shifted_scaled_offsets(a, m)
     return m * (x_off + a) ** (m - 1.0) * (1.0 - x_off) + y_off
 
 
