@@ -134,3 +134,12 @@ def test_fast_path_in_chunks_equals_exact_path(monkeypatch, edge_chunk):
     fast = acepy.load(POT, backend="numba").evaluate(atoms)
     for key in ("energies", "forces", "stress"):
         np.testing.assert_allclose(fast[key].numpy(), exact[key].numpy(), rtol=1e-10, atol=1e-10, err_msg=key)
+
+
+def test_energy_only_call_equals_full_call(model):
+    """Energies alone skip the adjoint pass (fast path) or autograd (exact path): same energies."""
+    atoms = alni(np.random.default_rng(), repeat=(2, 2, 1))
+    full = model.evaluate(atoms)
+    alone = model.evaluate(atoms, compute_forces=False, compute_stress=False)
+    assert "forces" not in alone and "stress" not in alone
+    np.testing.assert_allclose(alone["energies"].numpy(), full["energies"].numpy(), rtol=1e-13, atol=1e-12)

@@ -1,7 +1,8 @@
 """A stack of components summed into energies, forces and stresses for a batch of structures.
 
 Each graph component returns per-atom energies from the edges of its graph; the per-edge
-gradients g_ij = dE/dr_ij then go through one scatter per graph into forces (F_i += g, F_j -= g)
+gradients g_ij = dE/dr_ij of the components sharing a graph are summed and go through one scatter
+per graph into forces (F_i += g, F_j -= g)
 and virials (-sum r (x) g), and stress = -virial / volume (ACE_SPEC.md 2.13, DESIGN.md).
 
 Two paths (DESIGN.md): with ``backend="torch"`` every component runs the exact path (torch
@@ -77,6 +78,8 @@ class Stack:
         virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
         with clock("neighbours"):
             graphs = self.graph_cache.graphs(batch)
+        need_grad = compute_forces or compute_stress
+        per_graph: dict = {}  # cutoff -> [vectors, summed edge gradients]: one scatter per graph
         for comp in self.components:
             name = type(comp).__name__.lower()
             if comp.cutoff is None:
@@ -84,17 +87,25 @@ class Stack:
                     energies = energies + comp.site_energies(species)
                 continue
             graph = graphs[comp.cutoff]
-            need_grad = compute_forces or compute_stress
             with clock(name):
-                vectors = edge_vectors(batch.positions, batch.cell, graph).detach()
+                if comp.cutoff not in per_graph:
+                    per_graph[comp.cutoff] = [edge_vectors(batch.positions, batch.cell, graph).detach(), None]
+                entry = per_graph[comp.cutoff]
                 if self.backend == "torch":
-                    e_i, g = self._exact(comp, species, graph, vectors, need_grad)
+                    e_i, g = self._exact(comp, species, graph, entry[0], need_grad)
+                elif not need_grad:  # energies only: the forward pass on the fast kernels, no adjoint
+                    e_i, g = comp.site_energies(species, graph.centers, graph.neighbors, entry[0],
+                                                backend=self.backend), None
                 else:
-                    e_i, g = comp.energies_and_edge_grads(species, graph.centers, graph.neighbors, vectors,
+                    e_i, g = comp.energies_and_edge_grads(species, graph.centers, graph.neighbors, entry[0],
                                                           backend=self.backend)
                 energies = energies + e_i.detach()
-            if need_grad:
-                with clock("scatter"):
+                if g is not None:
+                    entry[1] = g if entry[1] is None else entry[1] + g
+        if need_grad:
+            with clock("scatter"):
+                for cutoff, (vectors, g) in per_graph.items():
+                    graph = graphs[cutoff]
                     f, v = scatter_forces_virials(g, vectors, graph.centers, graph.neighbors, graph.edge_system,
                                                   n, b, backend=self.backend)
                     forces, virials = forces + f, virials + v
