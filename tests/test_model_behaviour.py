@@ -122,8 +122,8 @@ def test_bad_and_degenerate_inputs(backend):
     assert np.isfinite(out["forces"].numpy()).all() and np.abs(out["forces"].numpy()).max() == 0
 
 
-@pytest.mark.parametrize("edge_chunk", [1, 37, 500])
-def test_fast_path_in_chunks_equals_exact_path(monkeypatch, edge_chunk):
+@pytest.mark.parametrize("backend,edge_chunk", [("numba", 1), ("numba", 37), ("numba", 500), ("triton", 37)])
+def test_fast_path_in_chunks_equals_exact_path(monkeypatch, backend, edge_chunk):
     """The fast path evaluates atoms in chunks of at most EDGE_CHUNK edges (one atom per chunk
     when an atom alone has more): any chunking gives the exact path's numbers."""
     import acepy.models.ace as ace_module
@@ -132,7 +132,7 @@ def test_fast_path_in_chunks_equals_exact_path(monkeypatch, edge_chunk):
     atoms = alni(rng, repeat=(2, 2, 1))
     exact = acepy.load(POT, backend="torch").evaluate(atoms)
     monkeypatch.setattr(ace_module, "EDGE_CHUNK", edge_chunk)
-    fast = acepy.load(POT, backend="numba").evaluate(atoms)
+    fast = acepy.load(POT, backend=backend).evaluate(atoms)
     for key in ("energies", "forces", "stress"):
         np.testing.assert_allclose(fast[key].numpy(), exact[key].numpy(), rtol=1e-10, atol=1e-10, err_msg=key)
 
