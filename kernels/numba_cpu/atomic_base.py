@@ -4,9 +4,10 @@ Owner computes: each parallel iteration is one atom, which owns its row of ``A``
 range of edges, so nothing is shared between iterations.
 
 Fused mode (``y_re is None``): the harmonics of each block of an atom's edges are computed in the
-kernel into small scratch arrays (``sph_harm.ylm_block``) and used at once, instead of being read back from
-``(E, H)`` and ``(E, H, 3)`` arrays that a separate harmonics pass would write: the fast path
-of the model runs this way, and never holds per-edge harmonics in memory.
+kernel (``sph_harm.ylm_block``): into small scratch arrays for the atomic base, and contracted
+with their weights as they are made for the edge gradients. Nothing reads them back from
+``(E, H)`` and ``(E, H, 3)`` arrays that a separate harmonics pass would write: the fast path of
+the model runs this way, and never holds per-edge harmonics in memory.
 """
 
 from __future__ import annotations
