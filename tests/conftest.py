@@ -49,6 +49,38 @@ def assert_close(actual, expected, dtype, scale_floor=1.0, what=""):
     assert err <= tol, f"{what}: max error {err:.3e} > {tol:.3e} (scale {scale:.3e})"
 
 
+# The start of a compile-check script: the Triton interpreter off, and compile_sm90(fn, sig, consts)
+COMPILE_PRELUDE = """
+import os
+os.environ.pop("TRITON_INTERPRET", None)
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+def compile_sm90(fn, sig, consts):
+    sig = {**sig, **{k: "constexpr" for k in consts}}
+    triton.compile(ASTSource(fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32))
+"""
+
+
+def compile_check_sm90(body: str):
+    """Compile Triton kernels for sm_90 for real, in a subprocess without the interpreter (the
+    interpreter runs numpy and accepts code that would not compile); no GPU is needed, ptxas
+    ships with Triton. ``body`` imports the kernels and calls ``compile_sm90``."""
+    import subprocess
+    import sys
+    import textwrap
+
+    compiler = pytest.importorskip("triton.compiler")
+    backends = pytest.importorskip("triton.backends.compiler")
+    if not (hasattr(compiler, "ASTSource") and hasattr(backends, "GPUTarget")):
+        pytest.skip("this Triton has no ASTSource / GPUTarget")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    script = COMPILE_PRELUDE + textwrap.dedent(body) + "\nprint('compiled')\n"
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and "compiled" in res.stdout, res.stderr[-3000:]
+
+
 @pytest.fixture(params=fast_backends())
 def backend(request):
     return request.param

@@ -1,16 +1,12 @@
 """The ACE atomic base and its adjoint: backends against the reference, autograd, finite differences."""
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 
 from acepy.kernels import atomic_base, atomic_base_edge_grads, n_lm, spherical_harmonics
-from conftest import assert_close, device_for
+from conftest import assert_close, compile_check_sm90, device_for
 
 
 def random_graph(rng, n, mean_degree, nspecies):
@@ -235,17 +231,8 @@ def test_bad_inputs():
         fwd(offsets=base["offsets"].to("meta"))
 
 
-COMPILE_CHECK = textwrap.dedent("""
-    import os
-    os.environ.pop("TRITON_INTERPRET", None)
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+COMPILE_BODY = """
     from acepy.kernels.triton_gpu import atomic_base as A
-
-    def compile_sm90(fn, sig, consts):
-        sig = {**sig, **{k: "constexpr" for k in consts}}
-        triton.compile(ASTSource(fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32))
 
     for ft in ("*fp64", "*fp32"):
         i = "i32"
@@ -258,16 +245,9 @@ COMPILE_CHECK = textwrap.dedent("""
                           yim_ptr=ft, dyre_ptr=ft, dyim_ptr=ft, v_ptr=ft, lof_ptr="*i32", out_ptr=ft, E=i,
                           NSPECIES=i, NRAD=i, H=i, L1=i),
                      dict(BLOCK_E=16, BLOCK_H=32))
-    print("compiled")
-""")
+"""
 
 
 def test_triton_kernels_compile_for_sm90():
-    """The interpreter runs numpy: compile the kernels for real (no GPU needed, ptxas ships with Triton)."""
-    compiler = pytest.importorskip("triton.compiler")
-    backends = pytest.importorskip("triton.backends.compiler")
-    if not (hasattr(compiler, "ASTSource") and hasattr(backends, "GPUTarget")):
-        pytest.skip("this Triton has no ASTSource / GPUTarget")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    res = subprocess.run([sys.executable, "-c", COMPILE_CHECK], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0 and "compiled" in res.stdout, res.stderr[-3000:]
+    """The interpreter runs numpy: compile the kernels for real (float32 and float64, sm_90)."""
+    compile_check_sm90(COMPILE_BODY)

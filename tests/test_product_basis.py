@@ -1,17 +1,13 @@
 """The sparse product contraction of the ACE basis and its adjoint: plain complex loops, the
 reference's autograd, finite differences, and every backend against the reference."""
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 
 from acepy.kernels import encode_factor, product_basis, product_basis_adjoint
-from conftest import assert_close, device_for, fast_backends
+from conftest import assert_close, compile_check_sm90, device_for, fast_backends
 
 
 def random_problem(rng, n, h, group_sizes, rmax, p, interior_padding=False):
@@ -237,17 +233,8 @@ def test_bad_inputs():
         call(codes=codes.to("meta"))
 
 
-COMPILE_CHECK = textwrap.dedent("""
-    import os
-    os.environ.pop("TRITON_INTERPRET", None)
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+COMPILE_BODY = """
     from acepy.kernels.triton_gpu import product_basis as P
-
-    def compile_sm90(fn, sig, consts):
-        sig = {**sig, **{k: "constexpr" for k in consts}}
-        triton.compile(ASTSource(fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32))
 
     for ft in ("*fp64", "*fp32"):
         common = dict(are_ptr=ft, aim_ptr=ft, grp_ptr="*i64", goff_ptr="*i64", codes_ptr="*i64", coeff_ptr=ft)
@@ -257,16 +244,9 @@ COMPILE_CHECK = textwrap.dedent("""
             compile_sm90(P._adjoint_kernel, dict(common, w_ptr=ft, gre_ptr=ft, gim_ptr=ft, H="i32", P="i32",
                                                  SPLIT="i32"),
                          dict(RMAX=rmax, R=triton.next_power_of_2(max(rmax, 1)), BLOCK_S=32, BLOCK_P=16))
-    print("compiled")
-""")
+"""
 
 
 def test_triton_kernels_compile_for_sm90():
-    """The interpreter runs numpy: compile the kernels for real (no GPU needed, ptxas ships with Triton)."""
-    compiler = pytest.importorskip("triton.compiler")
-    backends = pytest.importorskip("triton.backends.compiler")
-    if not (hasattr(compiler, "ASTSource") and hasattr(backends, "GPUTarget")):
-        pytest.skip("this Triton has no ASTSource / GPUTarget")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    res = subprocess.run([sys.executable, "-c", COMPILE_CHECK], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0 and "compiled" in res.stdout, res.stderr[-3000:]
+    """The interpreter runs numpy: compile the kernels for real (float32 and float64, sm_90)."""
+    compile_check_sm90(COMPILE_BODY)
