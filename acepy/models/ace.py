@@ -311,7 +311,9 @@ class ACE:
         counts = torch.bincount(centers, minlength=n_atoms)
         offsets = torch.zeros(n_atoms + 1, dtype=torch.long, device=centers.device)
         offsets[1:] = torch.cumsum(counts, 0)
-        bounds = _chunk_bounds(offsets.cpu().numpy(), EDGE_CHUNK)
+        # as many chunks as EDGE_CHUNK needs, of even size (no small last chunk paying the per-chunk cost)
+        n_chunks = max(1, -(-n_edges // EDGE_CHUNK))
+        bounds = _chunk_bounds(offsets.cpu().numpy(), -(-n_edges // n_chunks) if n_edges else EDGE_CHUNK)
         for a0, a1 in zip(bounds[:-1], bounds[1:]):
             e0, e1 = int(offsets[a0]), int(offsets[a1])
             e_chunk, g_chunk = self._fast_chunk(species, a0, a1, centers[e0:e1] - a0, neighbors[e0:e1],
