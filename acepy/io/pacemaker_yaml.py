@@ -55,7 +55,6 @@ no core repulsion; the cutoff 1.0 and the other defaults of python-ace's radial 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -69,7 +68,7 @@ from .spec import (
     function_problem,
     is_pace_radbasename,
 )
-from .yace import _SYMBOLS, _describe, _Doc, _sub, load_yaml_document
+from .yace import _SYMBOLS, _describe, _Doc, _sub, open_yaml_mapping
 
 __all__ = ["read_pacemaker_yaml", "b_function_to_ctilde_terms"]
 
@@ -156,13 +155,7 @@ def read_pacemaker_yaml(path) -> ACEPotentialSpec:
     Raises FileNotFoundError for a missing file and `PotentialFileError` (naming the file and the
     key path, e.g. ``species[1].nbody[3].lint``) for anything malformed or unsupported.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(2, "potential file not found", str(path))
-    doc = _Doc(path)
-    top = load_yaml_document(path)
-    if not isinstance(top, dict):
-        raise doc.error(None, f"the top level must be a mapping, got {_describe(top)}")
+    doc, top = open_yaml_mapping(path)
     if "global" not in top and "functions" in top and "bonds" in top:
         raise doc.error("global", "required key is missing: this looks like a C-tilde .yace document, "
                         "not a pacemaker B-basis file; give it the .yace extension")

@@ -238,12 +238,9 @@ def _describe(value) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def read_yace(path) -> ACEPotentialSpec:
-    """Read a `.yace` potential file into an `ACEPotentialSpec`.
-
-    Raises FileNotFoundError for a missing file and `PotentialFileError` for anything the C++
-    evaluator could not use (see the module docstring).
-    """
+def open_yaml_mapping(path) -> tuple["_Doc", dict]:
+    """A YAML potential file's top-level mapping, with the ``_Doc`` that names file and key in errors:
+    FileNotFoundError for a missing file, PotentialFileError when the top level is not a mapping."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(2, "potential file not found", str(path))
@@ -251,6 +248,16 @@ def read_yace(path) -> ACEPotentialSpec:
     top = load_yaml_document(path)
     if not isinstance(top, dict):
         raise doc.error(None, f"the top level must be a mapping, got {_describe(top)}")
+    return doc, top
+
+
+def read_yace(path) -> ACEPotentialSpec:
+    """Read a `.yace` potential file into an `ACEPotentialSpec`.
+
+    Raises FileNotFoundError for a missing file and `PotentialFileError` for anything the C++
+    evaluator could not use (see the module docstring).
+    """
+    doc, top = open_yaml_mapping(path)
 
     elements = [doc.str_(e, _sub("elements", i))
                 for i, e in enumerate(doc.seq(doc.get(top, "elements", ""), "elements"))]
