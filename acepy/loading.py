@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from acepy.io import read_potential
+from acepy.io import read_pair_table, read_potential
 from acepy.models.ace import ACE
 from acepy.models.onebody import OneBody
 from acepy.models.stack import Stack
@@ -63,6 +63,6 @@ def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, ski
     if pair_table is not None:
         from acepy.models.pair import Pair
 
-        components.append(Pair(pair_table, spec.elements, tablength=table_n, style=table_style,
+        components.append(Pair(read_pair_table(pair_table), spec.elements, tablength=table_n, style=table_style,
                                cutoff=table_cutoff, dtype=dt, device=device))
     return Stack(components, spec.elements, dtype=dt, device=device, backend=backend, skin=skin)

@@ -1,4 +1,4 @@
-"""Generalized Clebsch-Gordan coefficients (acepy.basis.coupling) against independent references:
+"""Generalized Clebsch-Gordan coefficients (acepy.coupling) against independent references:
 sympy's Clebsch-Gordan coefficients, their orthogonality, rotation/reflection invariance of the
 coupled products, and python-ace's own B-functions (its ``gen_cgs``)."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from acepy.basis.coupling import (
+from acepy.coupling import (
     clebsch_gordan,
     clebsch_gordan_exact,
     coupling_table,

@@ -130,7 +130,7 @@ def test_every_function_invariant_under_rotations_and_reflections():
     assert count == basis.nfunctions()
     # a control: the odd-parity triple product ls = (1, 1, 1) of three different channels (which the
     # generator leaves out) changes sign under the inversion -I, so the check above can fail
-    from acepy.basis.coupling import coupling_table
+    from acepy.coupling import coupling_table
 
     ms, c = coupling_table([1, 1, 1], [1])
 

@@ -3,7 +3,7 @@
 References, both independent of our reader: python-ace's `PyACECalculator`, which evaluates the
 B basis itself (`ACEBEvaluator`), and python-ace's own B -> C-tilde conversion
 (`ACEBBasisSet(...).to_ACECTildeBasisSet()`, what `pace_yaml2yace` writes). Our C-tilde
-coefficients come from acepy.basis.coupling, never from pyace.
+coefficients come from acepy.coupling, never from pyace.
 """
 
 from __future__ import annotations

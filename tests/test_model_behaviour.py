@@ -10,7 +10,7 @@ from ase import Atoms
 from ase.build import bulk
 
 import acepy
-from acepy.models.ace import TooCloseError
+from acepy.errors import TooCloseError
 
 POT = Path(__file__).resolve().parents[2] / "shared/reference/potentials/python-ace__tests__Al-Ni_opt_all.yace"
 pytestmark = pytest.mark.skipif(not POT.exists(), reason="shared reference material not present")

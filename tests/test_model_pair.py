@@ -22,7 +22,7 @@ import acepy
 from acepy.graph import edge_vectors, neighbor_graph
 from acepy.io import PotentialFileError, read_pair_table
 from acepy.kernels import BackendUnavailableError
-from acepy.models.ace import TooCloseError
+from acepy.errors import TooCloseError
 from acepy.models.pair import Pair
 
 POT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "potentials"
@@ -120,7 +120,7 @@ def pair_on(pair, atoms, fast=False):
 
 @pytest.fixture(scope="module")
 def pair():
-    return Pair(TABLE, ["Al", "Ti"])
+    return Pair(read_pair_table(TABLE), ["Al", "Ti"])
 
 
 # ---- the table itself -------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_edges_beyond_the_pair_cutoff_are_dropped():
     """The graph may be searched at a larger cutoff: edges at or beyond the table cutoff add nothing.
     A pair_coeff cutoff of 4 A on a 7 A table must equal the reference restricted to r < 4."""
     rng = np.random.default_rng()
-    pair4 = Pair(TABLE, ["Al", "Ti"], cutoff=4.0)
+    pair4 = Pair(read_pair_table(TABLE), ["Al", "Ti"], cutoff=4.0)
     atoms = tial(rng, (2, 1, 1))
     batch = acepy.batch_from_atoms(atoms)
     graph = neighbor_graph(batch, 7.5)  # larger than any pair cutoff
@@ -391,8 +391,8 @@ def test_missing_section_and_bad_settings(tmp_path):
         acepy.load(YACE, pair_table=path)
     assert str(path) in str(info.value) and "Al_Ti or" not in str(info.value)
     with pytest.raises(ValueError, match="not supported"):
-        Pair(TABLE, ["Al", "Ti"], style="bitmap")
+        Pair(read_pair_table(TABLE), ["Al", "Ti"], style="bitmap")
     with pytest.raises(ValueError, match="at least 2"):
-        Pair(TABLE, ["Al", "Ti"], tablength=1)
+        Pair(read_pair_table(TABLE), ["Al", "Ti"], tablength=1)
     with pytest.raises(FileNotFoundError, match="none.table"):
         acepy.load(YACE, pair_table=tmp_path / "none.table")

@@ -514,7 +514,7 @@ def test_quirks_explicitly(generated):
 
 def _ships_with_pair(tmp: Path) -> Path:
     """TiAl with one bond's transform changed and a SHIPs pair potential with repulsive cores."""
-    from acepy.io.yace import load_yaml_document
+    from acepy.io.yaml_doc import load_yaml_document
 
     doc = load_yaml_document(TIAL)
     bond = dict(doc["bonds"][(0, 1)])
@@ -610,7 +610,7 @@ def test_ships_polynomials_literal():
 
 
 def _spline_file(tmp: Path):
-    from acepy.io.yace import load_yaml_document
+    from acepy.io.yaml_doc import load_yaml_document
 
     doc = load_yaml_document(TIAL)
     funcs = {}

@@ -14,7 +14,7 @@ from ase.build import bulk
 import acepy
 from acepy.basis.generator import BondSpec, default_embedding, generate_basis
 from acepy.io import read_yace, write_yace
-from acepy.io.spec import Embedding
+from acepy.spec import Embedding
 
 REFERENCE = "/work/shared/reference/potentials/python-ace__tests__Al-Ni_opt_all.yace"
 

@@ -11,7 +11,7 @@
 environments) and `bundled` (the shipped synthetic potentials; ``python -m acepy.basis.bundled``).
 """
 
-from .coupling import clebsch_gordan, coupling_table, coupling_tree, expand_LS, generalized_cg
+from acepy.coupling import clebsch_gordan, coupling_table, coupling_tree, expand_LS, generalized_cg
 from .generator import BondSpec, GeneratedBasis, TupleBlock, default_embedding, generate_basis
 
 __all__ = [

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acepy.io.spec import Embedding
+from acepy.spec import Embedding
 
 from .generator import BondSpec, GeneratedBasis, generate_basis
 

@@ -30,9 +30,9 @@ from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 
-from acepy.io.spec import NPOTI_NAMES, ACEPotentialSpec, CTildeFunction, Embedding, PaceBond, is_pace_radbasename
+from acepy.spec import NPOTI_NAMES, ACEPotentialSpec, CTildeFunction, Embedding, PaceBond, is_pace_radbasename
 
-from .coupling import coupling_table, coupling_tree
+from acepy.coupling import coupling_table, coupling_tree
 
 __all__ = ["BondSpec", "TupleBlock", "GeneratedBasis", "generate_basis", "default_embedding"]
 

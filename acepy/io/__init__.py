@@ -11,12 +11,12 @@ from pathlib import Path
 from .ace import read_ace
 from .pacemaker_yaml import read_pacemaker_yaml
 from .pair_table import PairTable, PairTableSection, read_pair_table
-from .spec import (
+from acepy.errors import PotentialFileError
+from acepy.spec import (
     ACEPotentialSpec,
     CTildeFunction,
     Embedding,
     PaceBond,
-    PotentialFileError,
     RepulsiveCore,
     ShipsBond,
     ShipsPairPotential,

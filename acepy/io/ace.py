@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .spec import (
+from acepy.errors import PotentialFileError
+from acepy.spec import (
     NPOTI_NAMES,
     ACEPotentialSpec,
     CTildeFunction,
     Embedding,
     PaceBond,
-    PotentialFileError,
     function_problem,
 )
 

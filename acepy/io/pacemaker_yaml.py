@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .spec import (
+from acepy.spec import (
     INNER_CUTOFF_TYPES,
     NPOTI_NAMES,
     ACEPotentialSpec,
@@ -68,7 +68,9 @@ from .spec import (
     function_problem,
     is_pace_radbasename,
 )
-from .yace import _SYMBOLS, _describe, _Doc, _sub, open_yaml_mapping
+from acepy.coupling import b_function_to_ctilde_terms
+
+from .yaml_doc import SYMBOLS, YamlDoc, describe, key_path, open_yaml_mapping
 
 __all__ = ["read_pacemaker_yaml", "b_function_to_ctilde_terms"]
 
@@ -79,7 +81,6 @@ _DRHO_CORE_CUT_DEFAULT = 250.0
 # lambda = lambdahc = 1, prehc = 0, crad = 0, radbase ChebExpCos; checked with pyace 0.4).
 _MISSING_BOND = dict(radbasename="ChebExpCos", radparameters=(1.0,), rcut=1.0, dcut=1.0, prehc=0.0, lambdahc=1.0)
 # order_and_compress_b_basis_function drops merged coefficients below this.
-_COMPRESS_DROP = 1e-15
 # yaml-cpp's `as<bool>` spellings (the yace loader keeps YAML booleans as strings).
 _TRUE = {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}
 _FALSE = {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}
@@ -167,7 +168,7 @@ def read_pacemaker_yaml(path) -> ACEPotentialSpec:
     if not raw_blocks:
         raise doc.error("species", "no species blocks")
 
-    blocks = [_read_block_head(doc, b, _sub("species", i)) for i, b in enumerate(raw_blocks)]
+    blocks = [_read_block_head(doc, b, key_path("species", i)) for i, b in enumerate(raw_blocks)]
     elements = sorted({e for b in blocks for e in b.elements_vec})
     ndensity = _ndensities(doc, raw_blocks, blocks, elements)
     for raw, block in zip(raw_blocks, blocks):
@@ -179,7 +180,7 @@ def read_pacemaker_yaml(path) -> ACEPotentialSpec:
     index = {e: i for i, e in enumerate(elements)}
     inner = _global_inner_cutoff_type(doc, blocks)
     if inner == "zbl":
-        unknown = [e for e in elements if e not in _SYMBOLS]
+        unknown = [e for e in elements if e not in SYMBOLS]
         if unknown:
             raise doc.error("species", f"zbl inner cutoff needs chemical symbols; unknown {unknown}")
     bonds = _bonds(doc, blocks, index, inner)
@@ -192,25 +193,25 @@ def read_pacemaker_yaml(path) -> ACEPotentialSpec:
     return spec
 
 
-def _read_block_head(doc: _Doc, value, where: str) -> _Block:
+def _read_block_head(doc: YamlDoc, value, where: str) -> _Block:
     b = doc.mapping(value, where)
-    name = doc.str_(doc.get(b, "speciesblock", where), _sub(where, "speciesblock"))
+    name = doc.str_(doc.get(b, "speciesblock", where), key_path(where, "speciesblock"))
     vec = name.split()
     if not vec:
-        raise doc.error(_sub(where, "speciesblock"), "empty species block name")
+        raise doc.error(key_path(where, "speciesblock"), "empty species block name")
     nspecies = len(set(vec))
     if len(vec) == 1:
         vec = vec * 2  # 'Al' is the pair block 'Al Al'
     return _Block(where=where, name=name, elements_vec=vec, nspecies=nspecies)
 
 
-def _ndensities(doc: _Doc, raw_blocks, blocks: list[_Block], elements: list[str]) -> dict[str, int]:
+def _ndensities(doc: YamlDoc, raw_blocks, blocks: list[_Block], elements: list[str]) -> dict[str, int]:
     """ndensityi of every element, from its single-species block (exactly one per element)."""
     out: dict[str, int] = {}
     for raw, block in zip(raw_blocks, blocks):
         if block.nspecies != 1:
             continue
-        key = _sub(block.where, "ndensityi")
+        key = key_path(block.where, "ndensityi")
         nd = doc.int_(doc.get(raw, "ndensityi", block.where), key, minimum=1)
         if block.mu0 in out:
             raise doc.error(block.where, f"second single-species block for {block.mu0!r} (ndensity already defined)")
@@ -223,21 +224,21 @@ def _ndensities(doc: _Doc, raw_blocks, blocks: list[_Block], elements: list[str]
     return out
 
 
-def _read_block_body(doc: _Doc, b: dict, block: _Block, ndensity: dict[str, int]) -> None:
+def _read_block_body(doc: YamlDoc, b: dict, block: _Block, ndensity: dict[str, int]) -> None:
     where = block.where
 
     def num(key, default=KeyError):
-        return doc.float_(doc.get(b, key, where, default), _sub(where, key))
+        return doc.float_(doc.get(b, key, where, default), key_path(where, key))
 
     block.ndensity = ndensity[block.mu0]
     if block.nspecies == 1:
-        npoti = doc.str_(doc.get(b, "npoti", where), _sub(where, "npoti"))
+        npoti = doc.str_(doc.get(b, "npoti", where), key_path(where, "npoti"))
         if npoti not in NPOTI_NAMES:
-            raise doc.error(_sub(where, "npoti"), f"unknown embedding {npoti!r}; expected one of {NPOTI_NAMES}")
+            raise doc.error(key_path(where, "npoti"), f"unknown embedding {npoti!r}; expected one of {NPOTI_NAMES}")
         block.npoti = npoti
-        block.fs_parameters = doc.floats(doc.get(b, "parameters", where), _sub(where, "parameters"))
+        block.fs_parameters = doc.floats(doc.get(b, "parameters", where), key_path(where, "parameters"))
         if block.fs_parameters.size != 2 * block.ndensity:
-            raise doc.error(_sub(where, "parameters"), f"has {block.fs_parameters.size} values; ndensityi = "
+            raise doc.error(key_path(where, "parameters"), f"has {block.fs_parameters.size} values; ndensityi = "
                             f"{block.ndensity} needs {2 * block.ndensity} (weight and exponent per density)")
         block.rho_cut = num("rho_core_cut", _RHO_CORE_CUT_DEFAULT)
         block.drho_cut = num("drho_core_cut", _DRHO_CORE_CUT_DEFAULT)
@@ -248,19 +249,19 @@ def _read_block_body(doc: _Doc, b: dict, block: _Block, ndensity: dict[str, int]
         else:
             partial = [k for k in _RADIAL_KEYS if k in b]
             if partial:
-                raise doc.error(_sub(where, "lmaxi"), f"required key is missing: the radial basis of block "
+                raise doc.error(key_path(where, "lmaxi"), f"required key is missing: the radial basis of block "
                                 f"{block.name!r} is only partially defined ({', '.join(partial)} given)")
             if block.nspecies == 1:
-                raise doc.error(_sub(where, "lmaxi"), f"required key is missing: single-species block "
+                raise doc.error(key_path(where, "lmaxi"), f"required key is missing: single-species block "
                                 f"{block.name!r} must define the radial basis (lmaxi, nradmaxi, nradbaseij, "
                                 "radbase, radparameters, radcoefficients, rcutij, dcutij)")
         if "core-repulsion" in b:
-            key = _sub(where, "core-repulsion")
+            key = key_path(where, "core-repulsion")
             pre, lam = doc.floats(b["core-repulsion"], key, length=2)
             block.core = (float(pre), float(lam))
-        inner = doc.str_(doc.get(b, "inner_cutoff_type", where, "density"), _sub(where, "inner_cutoff_type"))
+        inner = doc.str_(doc.get(b, "inner_cutoff_type", where, "density"), key_path(where, "inner_cutoff_type"))
         if inner not in INNER_CUTOFF_TYPES:
-            raise doc.error(_sub(where, "inner_cutoff_type"),
+            raise doc.error(key_path(where, "inner_cutoff_type"),
                             f"unknown value {inner!r}; expected one of {INNER_CUTOFF_TYPES}")
         block.inner_cutoff_type = inner
         block.r_in = num("r_in", 0.0)
@@ -269,33 +270,33 @@ def _read_block_body(doc: _Doc, b: dict, block: _Block, ndensity: dict[str, int]
     nbody = b.get("nbody")
     if nbody is not None:  # python-ace only warns about a block without functions
         allowed = set(block.elements_vec)
-        block.functions = [_read_function(doc, f, _sub(_sub(where, "nbody"), i), block, allowed)
-                           for i, f in enumerate(doc.seq(nbody, _sub(where, "nbody")))]
+        block.functions = [_read_function(doc, f, key_path(key_path(where, "nbody"), i), block, allowed)
+                           for i, f in enumerate(doc.seq(nbody, key_path(where, "nbody")))]
 
 
-def _read_radial(doc: _Doc, b: dict, where: str) -> _Radial:
+def _read_radial(doc: YamlDoc, b: dict, where: str) -> _Radial:
     def integer(key):
-        return doc.int_(doc.get(b, key, where), _sub(where, key), minimum=0)
+        return doc.int_(doc.get(b, key, where), key_path(where, key), minimum=0)
 
     lmax, nradmax, nradbase = integer("lmaxi"), integer("nradmaxi"), integer("nradbaseij")
-    radbase = doc.str_(doc.get(b, "radbase", where), _sub(where, "radbase"))
+    radbase = doc.str_(doc.get(b, "radbase", where), key_path(where, "radbase"))
     if not is_pace_radbasename(radbase):
-        raise doc.error(_sub(where, "radbase"), f"unknown radial basis {radbase!r}; expected one of "
+        raise doc.error(key_path(where, "radbase"), f"unknown radial basis {radbase!r}; expected one of "
                         "ChebExpCos, ChebPow, ChebLinear, SBessel, TEST_*")
-    radparameters = doc.floats(doc.get(b, "radparameters", where), _sub(where, "radparameters"))
+    radparameters = doc.floats(doc.get(b, "radparameters", where), key_path(where, "radparameters"))
     if radparameters.size == 0:  # python-ace reads radparameters[0] for every basis
-        raise doc.error(_sub(where, "radparameters"), "must not be empty")
-    key = _sub(where, "radcoefficients")
+        raise doc.error(key_path(where, "radparameters"), "must not be empty")
+    key = key_path(where, "radcoefficients")
     crad = _read_radcoefficients(doc, doc.get(b, "radcoefficients", where), key, (nradmax, lmax + 1, nradbase))
-    rcut = doc.float_(doc.get(b, "rcutij", where), _sub(where, "rcutij"))
+    rcut = doc.float_(doc.get(b, "rcutij", where), key_path(where, "rcutij"))
     if rcut <= 0:
-        raise doc.error(_sub(where, "rcutij"), f"must be > 0, got {rcut}")
-    dcut = doc.float_(doc.get(b, "dcutij", where), _sub(where, "dcutij"))
+        raise doc.error(key_path(where, "rcutij"), f"must be > 0, got {rcut}")
+    dcut = doc.float_(doc.get(b, "dcutij", where), key_path(where, "dcutij"))
     return _Radial(lmax=lmax, nradmax=nradmax, nradbase=nradbase, radbase=radbase, radparameters=radparameters,
                    crad=crad, rcut=rcut, dcut=dcut)
 
 
-def _read_radcoefficients(doc: _Doc, value, where: str, shape: tuple[int, int, int]) -> np.ndarray:
+def _read_radcoefficients(doc: YamlDoc, value, where: str, shape: tuple[int, int, int]) -> np.ndarray:
     """[n][l][k] with at least the declared sizes (extra entries are ignored, as upstream), or the
     deprecated flat list, ordered k outer, then n, then l (`Input::read_radcoefficients`)."""
     rows = doc.seq(value, where)
@@ -305,16 +306,16 @@ def _read_radcoefficients(doc: _Doc, value, where: str, shape: tuple[int, int, i
         if len(rows) < need:
             raise doc.error(where, f"flat (deprecated) list has {len(rows)} values; nradmaxi * (lmaxi + 1) * "
                             f"nradbaseij = {need} needed")
-        flat = [doc.float_(v, _sub(where, i)) for i, v in enumerate(rows[:need])]
+        flat = [doc.float_(v, key_path(where, i)) for i, v in enumerate(rows[:need])]
         crad[...] = np.asarray(flat).reshape(shape[2], shape[0], shape[1]).transpose(1, 2, 0)
         return crad
     for n in range(shape[0]):
         if n >= len(rows):
             raise doc.error(where, f"has {len(rows)} entries for n, nradmaxi = {shape[0]} needed")
-        ls = doc.seq(rows[n], _sub(where, n))
+        ls = doc.seq(rows[n], key_path(where, n))
         for l in range(shape[1]):
             if l >= len(ls):
-                raise doc.error(_sub(where, n), f"has {len(ls)} entries for l, lmaxi + 1 = {shape[1]} needed")
+                raise doc.error(key_path(where, n), f"has {len(ls)} entries for l, lmaxi + 1 = {shape[1]} needed")
             ks = doc.seq(ls[l], f"{where}[{n}][{l}]")
             if len(ks) < shape[2]:
                 raise doc.error(f"{where}[{n}][{l}]", f"has {len(ks)} entries for k, nradbaseij = {shape[2]} needed")
@@ -322,19 +323,19 @@ def _read_radcoefficients(doc: _Doc, value, where: str, shape: tuple[int, int, i
     return crad
 
 
-def _bool(doc: _Doc, value, where: str) -> bool:
+def _bool(doc: YamlDoc, value, where: str) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value in _TRUE:
         return True
     if isinstance(value, str) and value in _FALSE:
         return False
-    raise doc.error(where, f"expected true or false, got {_describe(value)}")
+    raise doc.error(where, f"expected true or false, got {describe(value)}")
 
 
-def _read_function(doc: _Doc, value, where: str, block: _Block, allowed: set[str]) -> _BFunc:
+def _read_function(doc: YamlDoc, value, where: str, block: _Block, allowed: set[str]) -> _BFunc:
     f = doc.mapping(value, where)
-    type_key = _sub(where, "type")
+    type_key = key_path(where, "type")
     elements = doc.str_(doc.get(f, "type", where), type_key).split()
     if len(elements) < 2:
         raise doc.error(type_key, f"{' '.join(elements)!r} needs the central element and at least one "
@@ -346,13 +347,13 @@ def _read_function(doc: _Doc, value, where: str, block: _Block, allowed: set[str
     if stray:
         raise doc.error(type_key, f"element(s) {stray} are not in speciesblock {block.name!r}")
     rank = len(elements) - 1
-    ns = doc.ints(doc.get(f, "nr", where), _sub(where, "nr"), length=rank).tolist()
-    ls = doc.ints(doc.get(f, "nl", where), _sub(where, "nl"), length=rank).tolist()
+    ns = doc.ints(doc.get(f, "nr", where), key_path(where, "nr"), length=rank).tolist()
+    ls = doc.ints(doc.get(f, "nl", where), key_path(where, "nl"), length=rank).tolist()
     if min(ns) < 1:
-        raise doc.error(_sub(where, "nr"), f"values are 1-based; got {ns}")
+        raise doc.error(key_path(where, "nr"), f"values are 1-based; got {ns}")
     if min(ls) < 0:
-        raise doc.error(_sub(where, "nl"), f"values must be >= 0; got {ls}")
-    c_key = _sub(where, "c")
+        raise doc.error(key_path(where, "nl"), f"values must be >= 0; got {ls}")
+    c_key = key_path(where, "c")
     c = doc.get(f, "c", where)
     coeffs = doc.floats(c, c_key) if isinstance(c, list) else np.array([doc.float_(c, c_key)])
     if coeffs.size != block.ndensity:
@@ -360,13 +361,13 @@ def _read_function(doc: _Doc, value, where: str, block: _Block, allowed: set[str
                         f"ndensityi = {block.ndensity}")
     LS: list[int] = []
     if rank > 2:  # python-ace reads `lint` only for rank > 2 (and requires it there)
-        LS = doc.ints(doc.get(f, "lint", where), _sub(where, "lint"), length=rank - 2).tolist()
+        LS = doc.ints(doc.get(f, "lint", where), key_path(where, "lint"), length=rank - 2).tolist()
         if min(LS) < 0:
-            raise doc.error(_sub(where, "lint"), f"values must be >= 0; got {LS}")
+            raise doc.error(key_path(where, "lint"), f"values must be >= 0; got {LS}")
     problem = _ls_LS_problem(ls, LS)
     if problem:
-        raise doc.error(_sub(where, "lint" if problem.startswith("lint") else "nl"), problem)
-    skip = _bool(doc, f["skip"], _sub(where, "skip")) if "skip" in f else False
+        raise doc.error(key_path(where, "lint" if problem.startswith("lint") else "nl"), problem)
+    skip = _bool(doc, f["skip"], key_path(where, "skip")) if "skip" in f else False
     return _BFunc(where=where, elements=elements, rank=rank, ns=ns, ls=ls, LS=LS, coeffs=coeffs, skip=skip)
 
 
@@ -387,7 +388,7 @@ def _ls_LS_problem(ls: list[int], LS: list[int]) -> str | None:
     return None
 
 
-def _share_dual_blocks(doc: _Doc, blocks: list[_Block]) -> None:
+def _share_dual_blocks(doc: YamlDoc, blocks: list[_Block]) -> None:
     """Two-species blocks A-B and B-A share radial basis and core repulsion (python-ace's order of
     copying and checking, `Input::parse_input`)."""
     for block in blocks:
@@ -399,7 +400,7 @@ def _share_dual_blocks(doc: _Doc, blocks: list[_Block]) -> None:
                 continue
             if block.radial is None:
                 if dual.radial is None:
-                    raise doc.error(_sub(block.where, "lmaxi"), f"the radial basis is defined neither in block "
+                    raise doc.error(key_path(block.where, "lmaxi"), f"the radial basis is defined neither in block "
                                     f"{block.name!r} nor in its dual block {dual.name!r} ({dual.where})")
                 block.radial = dual.radial
             elif dual.radial is None:
@@ -414,13 +415,13 @@ def _share_dual_blocks(doc: _Doc, blocks: list[_Block]) -> None:
                 _copy_core(block, dual)
             elif block.core is not None and dual.core is not None:
                 if block.core != dual.core:
-                    raise doc.error(_sub(block.where, "core-repulsion"), f"differs from that of the dual block "
+                    raise doc.error(key_path(block.where, "core-repulsion"), f"differs from that of the dual block "
                                     f"{dual.name!r} ({dual.where})")
                 if block.r_in != dual.r_in or block.delta_in != dual.delta_in:
-                    raise doc.error(_sub(block.where, "r_in"), f"r_in/delta_in differ from those of the dual "
+                    raise doc.error(key_path(block.where, "r_in"), f"r_in/delta_in differ from those of the dual "
                                     f"block {dual.name!r} ({dual.where})")
         if block.radial is None:
-            raise doc.error(_sub(block.where, "lmaxi"), f"required key is missing: block {block.name!r} has no "
+            raise doc.error(key_path(block.where, "lmaxi"), f"required key is missing: block {block.name!r} has no "
                             f"radial basis and no dual block '{dual_vec[0]} {dual_vec[1]}' defines one")
 
 
@@ -431,7 +432,7 @@ def _copy_core(src: _Block, dst: _Block) -> None:
     dst.delta_in = src.delta_in
 
 
-def _check_block_functions(doc: _Doc, block: _Block) -> None:
+def _check_block_functions(doc: YamlDoc, block: _Block) -> None:
     """The per-block size checks of `Input::parse_input` (one- and two-species blocks)."""
     if block.nspecies > 2:
         return
@@ -439,19 +440,19 @@ def _check_block_functions(doc: _Doc, block: _Block) -> None:
     for f in block.functions:
         if f.rank == 1:
             if max(f.ns) > rad.nradbase:
-                raise doc.error(_sub(f.where, "nr"), f"rank-1 nr = {f.ns} exceeds nradbaseij = {rad.nradbase} "
+                raise doc.error(key_path(f.where, "nr"), f"rank-1 nr = {f.ns} exceeds nradbaseij = {rad.nradbase} "
                                 f"of block {block.name!r}")
             continue
         if max(f.ns) > rad.nradmax:
-            raise doc.error(_sub(f.where, "nr"), f"nr = {f.ns} exceeds nradmaxi = {rad.nradmax} of block {block.name!r}")
+            raise doc.error(key_path(f.where, "nr"), f"nr = {f.ns} exceeds nradmaxi = {rad.nradmax} of block {block.name!r}")
         if max(f.ls) > rad.lmax:
-            raise doc.error(_sub(f.where, "nl"), f"nl = {f.ls} exceeds lmaxi = {rad.lmax} of block {block.name!r}")
+            raise doc.error(key_path(f.where, "nl"), f"nl = {f.ls} exceeds lmaxi = {rad.lmax} of block {block.name!r}")
         if f.LS and max(f.LS) > 2 * rad.lmax:
-            raise doc.error(_sub(f.where, "lint"), f"lint = {f.LS} exceeds 2 * lmaxi = {2 * rad.lmax} "
+            raise doc.error(key_path(f.where, "lint"), f"lint = {f.LS} exceeds 2 * lmaxi = {2 * rad.lmax} "
                             f"of block {block.name!r}")
 
 
-def _global_inner_cutoff_type(doc: _Doc, blocks: list[_Block]) -> str:
+def _global_inner_cutoff_type(doc: YamlDoc, blocks: list[_Block]) -> str:
     first = None
     for block in blocks:
         if block.nspecies > 2:
@@ -459,13 +460,13 @@ def _global_inner_cutoff_type(doc: _Doc, blocks: list[_Block]) -> str:
         if first is None:
             first = block
         elif block.inner_cutoff_type != first.inner_cutoff_type:
-            raise doc.error(_sub(block.where, "inner_cutoff_type"), f"is {block.inner_cutoff_type!r} but "
+            raise doc.error(key_path(block.where, "inner_cutoff_type"), f"is {block.inner_cutoff_type!r} but "
                             f"{first.where} ({first.name!r}) has {first.inner_cutoff_type!r}; it must be the same "
                             "in every one- and two-species block")
     return first.inner_cutoff_type
 
 
-def _bonds(doc: _Doc, blocks: list[_Block], index: dict[str, int], inner: str) -> dict[tuple[int, int], PaceBond]:
+def _bonds(doc: YamlDoc, blocks: list[_Block], index: dict[str, int], inner: str) -> dict[tuple[int, int], PaceBond]:
     bonds: dict[tuple[int, int], PaceBond] = {}
     origin: dict[tuple[int, int], _Block] = {}
     for block in blocks:
@@ -508,7 +509,7 @@ def _same_bond(a: PaceBond, b: PaceBond) -> bool:
             == (b.prehc, b.lambdahc, b.rcut, b.dcut, b.rcut_in, b.dcut_in, b.inner_cutoff_type))
 
 
-def _embedding(doc: _Doc, block: _Block) -> Embedding:
+def _embedding(doc: YamlDoc, block: _Block) -> Embedding:
     return Embedding(ndensity=block.ndensity, fs_parameters=block.fs_parameters, npoti=block.npoti,
                      rho_core_cutoff=block.rho_cut, drho_core_cutoff=block.drho_cut)
 
@@ -518,40 +519,7 @@ def _embedding(doc: _Doc, block: _Block) -> Embedding:
 # --------------------------------------------------------------------------------------------
 
 
-def b_function_to_ctilde_terms(mus, ns, ls, LS):
-    """One B function's C-tilde terms before the merge over functions (steps 1 and 2 above).
-
-    Returns ``(mus, ns, ls, terms)`` where the first three are tuples, possibly reordered by the
-    compression, and ``terms`` maps each m-tuple to its coefficient (the B coefficient c_p is
-    still to be multiplied in). Uses the generalized Clebsch-Gordan coefficients of
-    :func:`acepy.basis.coupling.coupling_table`.
-    """
-    from acepy.basis.coupling import coupling_table
-
-    rank = len(ls)
-    ms_combs, coeffs = coupling_table(list(ls), list(LS))
-    terms: list[tuple[tuple[int, ...], float]] = []
-    for row, value in zip(ms_combs.tolist(), coeffs.tolist()):
-        first = next((m for m in row if m != 0), 0)
-        if first < 0:  # half basis: -ms carries the same real part as ms ...
-            continue
-        terms.append((tuple(row), 2.0 * value if first > 0 else value))  # ... so ms counts twice
-    factors = [(int(mus[t]), int(ns[t]), int(ls[t])) for t in range(rank)]
-    merged: dict[tuple[int, ...], float] = {}
-    order = None
-    for ms, value in terms:
-        tup = sorted(factors[t] + (ms[t], t) for t in range(rank))
-        order = [x[:3] for x in tup]  # the same for every tuple: a sort of the factors
-        new_ms = tuple(x[3] for x in tup)
-        merged[new_ms] = merged.get(new_ms, 0.0) + value
-    merged = {k: v for k, v in merged.items() if abs(v) >= _COMPRESS_DROP}
-    if len(merged) < len(terms):
-        mus, ns, ls = (tuple(f[i] for f in order) for i in range(3))
-        return mus, ns, ls, merged
-    return tuple(f[0] for f in factors), tuple(f[1] for f in factors), tuple(f[2] for f in factors), dict(terms)
-
-
-def _ctilde_functions(doc: _Doc, blocks: list[_Block], index: dict[str, int],
+def _ctilde_functions(doc: YamlDoc, blocks: list[_Block], index: dict[str, int],
                       bonds: dict[tuple[int, int], PaceBond], spec: ACEPotentialSpec) -> list[list[CTildeFunction]]:
     n = len(index)
     described = {(index[b.elements_vec[0]], index[b.elements_vec[1]]) for b in blocks if b.nspecies <= 2}
@@ -565,15 +533,15 @@ def _ctilde_functions(doc: _Doc, blocks: list[_Block], index: dict[str, int],
             mus = [index[e] for e in f.elements[1:]]
             for t, mu in enumerate(mus):
                 if (mu0, mu) not in described:
-                    raise doc.error(_sub(f.where, "type"), f"needs the bond ({f.elements[0]}, {f.elements[t + 1]}), "
+                    raise doc.error(key_path(f.where, "type"), f"needs the bond ({f.elements[0]}, {f.elements[t + 1]}), "
                                     f"which no block '{f.elements[0]} {f.elements[t + 1]}' defines")
                 bond = bonds[(mu0, mu)]
                 limit, what = (bond.nradbasemax, "nradbaseij") if f.rank == 1 else (bond.nradmax, "nradmaxi")
                 if f.ns[t] > limit:
-                    raise doc.error(_sub(f.where, "nr"), f"nr = {f.ns} exceeds {what} = {limit} of the bond "
+                    raise doc.error(key_path(f.where, "nr"), f"nr = {f.ns} exceeds {what} = {limit} of the bond "
                                     f"({f.elements[0]}, {f.elements[t + 1]})")
                 if f.ls[t] > bond.lmax:
-                    raise doc.error(_sub(f.where, "nl"), f"nl = {f.ls} exceeds lmaxi = {bond.lmax} of the bond "
+                    raise doc.error(key_path(f.where, "nl"), f"nl = {f.ls} exceeds lmaxi = {bond.lmax} of the bond "
                                     f"({f.elements[0]}, {f.elements[t + 1]})")
             fmus, fns, fls, terms = b_function_to_ctilde_terms(mus, f.ns, f.ls, f.LS)
             acc = groups[mu0].setdefault((fmus, fns, fls), {})

@@ -16,39 +16,14 @@ LAMMPS uses and `r_file` the column as written.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .spec import PotentialFileError
+from acepy.errors import PotentialFileError
+from acepy.spec import PairTable, PairTableSection
 
 __all__ = ["PairTable", "PairTableSection", "read_pair_table"]
-
-
-@dataclass(eq=False)
-class PairTableSection:
-    keyword: str
-    r: np.ndarray  # (n,) strictly increasing, > 0
-    energy: np.ndarray  # (n,)
-    force: np.ndarray  # (n,) = -dE/dr
-    params: dict = field(default_factory=dict)  # {'N': n, 'R'|'RSQ': (lo, hi), 'FPRIME': (lo, hi)}
-    r_file: np.ndarray | None = None
-    line: int = 0  # line number of the keyword
-
-
-@dataclass(eq=False)
-class PairTable:
-    path: str
-    sections: dict[str, PairTableSection]
-
-    def section_for(self, el_a: str, el_b: str) -> PairTableSection:
-        """The section of the unordered pair: `A_B` or, failing that, `B_A`."""
-        for key in (f"{el_a}_{el_b}", f"{el_b}_{el_a}"):
-            if key in self.sections:
-                return self.sections[key]
-        raise KeyError(f"{self.path}: no section {el_a}_{el_b} or {el_b}_{el_a}; "
-                       f"sections are {list(self.sections)}")
 
 
 def read_pair_table(path) -> PairTable:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .spec import NPOTI_NAMES, ACEPotentialSpec, CTildeFunction, Embedding, PaceBond, function_problem
+from acepy.spec import NPOTI_NAMES, ACEPotentialSpec, CTildeFunction, Embedding, PaceBond, function_problem
 
 __all__ = ["write_yace", "yace_text"]
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from acepy.io.spec import ACEPotentialSpec
+from acepy.errors import TooCloseError
+from acepy.spec import ACEPotentialSpec
 from acepy.kernels import (
     SplineRangeError,
     atomic_base,
@@ -45,10 +46,6 @@ from .radial import RadialTables, RadialValues, cutoff_func_poly
 # on the backends that do not fuse them) to tens of MB. Smaller chunks measured no faster (the
 # Python work per chunk grows), larger ones no faster either (2048 Cu atoms, 287k edges).
 EDGE_CHUNK = 1 << 15
-
-
-class TooCloseError(ValueError):
-    """Two atoms are closer than the potential's radial tables reach (PACE stops there too)."""
 
 
 @dataclass

@@ -43,16 +43,13 @@ cutoff"); we evaluate the last bin there instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from acepy.io.pair_table import PairTable, PairTableSection, read_pair_table
-from acepy.io.spec import PotentialFileError
-
-from .ace import TooCloseError
+from acepy.errors import PotentialFileError, TooCloseError
+from acepy.spec import PairTable, PairTableSection
 
 __all__ = ["Pair", "LammpsSplineTable", "lammps_spline_table", "nr_spline", "nr_splint"]
 
@@ -274,7 +271,7 @@ class Pair:
         if style not in STYLES:
             raise ValueError(f"pair_style table {style!r} is not supported; supported: {STYLES}")
         if not isinstance(table, PairTable):
-            table = read_pair_table(Path(table))
+            raise TypeError(f"Pair takes a parsed PairTable (acepy.io.read_pair_table), got {type(table).__name__}")
         self.table = table
         self.path = table.path
         self.elements = list(elements)

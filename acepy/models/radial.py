@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from acepy.io.spec import ACEPotentialSpec, PaceBond, ShipsBond, SplineBond
+from acepy.spec import ACEPotentialSpec, PaceBond, ShipsBond, SplineBond
 from acepy.kernels import SplineGrid, SplineTable, build_spline_table, chebyshev, spline_eval
 
 __all__ = [

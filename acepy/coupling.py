@@ -1,4 +1,6 @@
-"""Generalized Clebsch-Gordan coefficients of rotation-invariant ACE products, in pacemaker's convention.
+"""Generalized Clebsch-Gordan coefficients of rotation-invariant ACE products, in pacemaker's convention,
+and the conversion of pacemaker's B functions to C-tilde form that uses them (below both `io/` and
+`basis/`, which both need them).
 
 An ACE B-function of rank r couples r spherical harmonics Y_{l_1 m_1} ... Y_{l_r m_r} (PACE's complex
 Y_lm with Y00 = 1, ACE_SPEC.md 2.9; the normalisation of Y does not enter the coefficients) to total
@@ -290,3 +292,40 @@ def coupling_table(ls: Sequence[int], LS: Sequence[int] = ()) -> tuple[np.ndarra
     ms, coeffs = _table(ls, LS)
     rank = len(ls)
     return (np.array(ms, dtype=np.int64).reshape(len(ms), rank), np.array(coeffs, dtype=np.float64))
+
+
+# ---- pacemaker B functions to C-tilde form (read by acepy.io.read_pacemaker_yaml) ----------------
+# python-ace's compression drops merged coefficients below this magnitude.
+COMPRESS_DROP = 1e-15
+
+
+def b_function_to_ctilde_terms(mus, ns, ls, LS):
+    """One B function's C-tilde terms before the merge over functions (steps 1 and 2 of the conversion described in
+    :mod:`acepy.io.pacemaker_yaml`).
+
+    Returns ``(mus, ns, ls, terms)`` where the first three are tuples, possibly reordered by the
+    compression, and ``terms`` maps each m-tuple to its coefficient (the B coefficient c_p is
+    still to be multiplied in). Uses the generalized Clebsch-Gordan coefficients of
+    :func:`coupling_table`.
+    """
+    rank = len(ls)
+    ms_combs, coeffs = coupling_table(list(ls), list(LS))
+    terms: list[tuple[tuple[int, ...], float]] = []
+    for row, value in zip(ms_combs.tolist(), coeffs.tolist()):
+        first = next((m for m in row if m != 0), 0)
+        if first < 0:  # half basis: -ms carries the same real part as ms ...
+            continue
+        terms.append((tuple(row), 2.0 * value if first > 0 else value))  # ... so ms counts twice
+    factors = [(int(mus[t]), int(ns[t]), int(ls[t])) for t in range(rank)]
+    merged: dict[tuple[int, ...], float] = {}
+    order = None
+    for ms, value in terms:
+        tup = sorted(factors[t] + (ms[t], t) for t in range(rank))
+        order = [x[:3] for x in tup]  # the same for every tuple: a sort of the factors
+        new_ms = tuple(x[3] for x in tup)
+        merged[new_ms] = merged.get(new_ms, 0.0) + value
+    merged = {k: v for k, v in merged.items() if abs(v) >= COMPRESS_DROP}
+    if len(merged) < len(terms):
+        mus, ns, ls = (tuple(f[i] for f in order) for i in range(3))
+        return mus, ns, ls, merged
+    return tuple(f[0] for f in factors), tuple(f[1] for f in factors), tuple(f[2] for f in factors), dict(terms)

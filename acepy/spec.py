@@ -1,4 +1,4 @@
-"""Plain-data description of a C-tilde ACE potential: the common output of the file readers.
+"""Plain-data description of a potential (C-tilde ACE, LAMMPS pair tables): what readers build and models consume.
 
 Only numpy arrays and Python scalars live here (no torch), so the readers stay cheap to import and
 the model layer decides devices and dtypes. Field names follow the `.yace` keys
@@ -13,7 +13,6 @@ from typing import NamedTuple, Union
 import numpy as np
 
 __all__ = [
-    "PotentialFileError",
     "Embedding",
     "PaceBond",
     "ShipsBond",
@@ -27,6 +26,8 @@ __all__ = [
     "PACE_RADBASE_NAMES",
     "is_pace_radbasename",
     "function_problem",
+    "PairTable",
+    "PairTableSection",
 ]
 
 NPOTI_NAMES = ("FinnisSinclair", "FinnisSinclairShiftedScaled")
@@ -38,21 +39,6 @@ PACE_RADBASE_NAMES = ("ChebExpCos", "ChebPow", "ChebLinear", "SBessel")
 def is_pace_radbasename(name: str) -> bool:
     """True for the radial bases that PACE tabulates itself (spec 1.4)."""
     return name in PACE_RADBASE_NAMES or name.startswith("TEST_")
-
-
-class PotentialFileError(ValueError):
-    """A potential file that cannot be used as it stands.
-
-    The message always names the file, and either the key path inside it (for YAML files, e.g.
-    ``bonds[0, 1].radcoefficients``) or the line number (for text files).
-    """
-
-    def __init__(self, path, where: str | None, problem: str):
-        self.path = str(path)
-        self.where = where
-        self.problem = problem
-        loc = f"{self.path}: {where}: " if where else f"{self.path}: "
-        super().__init__(loc + problem)
 
 
 @dataclass(eq=False)
@@ -272,3 +258,30 @@ def function_problem(fn: CTildeFunction, nelements: int, nradbase: int, nradmax:
         s = int(np.argwhere(bad)[0][0])
         return f"ms_combs row {s} = {fn.ms_combs[s].tolist()} has |m| > l for ls {fn.ls.tolist()}"
     return None
+
+
+# ---- LAMMPS pair tables (ACE_SPEC.md section 3): read by acepy.io.read_pair_table ----
+
+@dataclass(eq=False)
+class PairTableSection:
+    keyword: str
+    r: np.ndarray  # (n,) strictly increasing, > 0
+    energy: np.ndarray  # (n,)
+    force: np.ndarray  # (n,) = -dE/dr
+    params: dict = field(default_factory=dict)  # {'N': n, 'R'|'RSQ': (lo, hi), 'FPRIME': (lo, hi)}
+    r_file: np.ndarray | None = None
+    line: int = 0  # line number of the keyword
+
+
+@dataclass(eq=False)
+class PairTable:
+    path: str
+    sections: dict[str, PairTableSection]
+
+    def section_for(self, el_a: str, el_b: str) -> PairTableSection:
+        """The section of the unordered pair: `A_B` or, failing that, `B_A`."""
+        for key in (f"{el_a}_{el_b}", f"{el_b}_{el_a}"):
+            if key in self.sections:
+                return self.sections[key]
+        raise KeyError(f"{self.path}: no section {el_a}_{el_b} or {el_b}_{el_a}; "
+                       f"sections are {list(self.sections)}")
