@@ -26,6 +26,8 @@ class Batch:
     cell: torch.Tensor  # (B, 3, 3) float, rows are cell vectors
     pbc: torch.Tensor  # (B, 3) bool
     system_idx: torch.Tensor  # (N,) int64, sorted
+    # optional per-atom data for the components that declare it (DESIGN.md): charges (N,) in e
+    charges: torch.Tensor | None = None
     # (B + 1,) first atom of each structure; derived from system_idx in __post_init__.
     atom_offsets: torch.Tensor = field(init=False, repr=False)
 
@@ -45,7 +47,10 @@ class Batch:
             raise ValueError(f"cell must be (B, 3, 3) with the positions' dtype {p.dtype}, got {cell.dtype} {tuple(cell.shape)}")
         if pbc.shape != (cell.shape[0], 3) or pbc.dtype != torch.bool:
             raise ValueError(f"pbc must be a bool (B, 3) tensor with B={cell.shape[0]}, got {pbc.dtype} {tuple(pbc.shape)}")
-        devices = {t.device for t in (p, nums, cell, pbc, sidx)}
+        if self.charges is not None and (self.charges.shape != (n,) or self.charges.dtype != p.dtype):
+            raise ValueError(f"charges must be ({n},) with the positions' dtype {p.dtype}, got "
+                             f"{self.charges.dtype} {tuple(self.charges.shape)}")
+        devices = {t.device for t in (p, nums, cell, pbc, sidx, self.charges) if t is not None}
         if len(devices) != 1:
             raise ValueError(f"all batch tensors must be on one device, got {sorted(map(str, devices))}")
         counts = torch.bincount(sidx, minlength=cell.shape[0]) if n else sidx.new_zeros(cell.shape[0])
@@ -87,7 +92,15 @@ class Batch:
             cell=self.cell.to(device=device, dtype=dtype),
             pbc=self.pbc.to(device),
             system_idx=self.system_idx.to(device),
+            charges=None if self.charges is None else self.charges.to(device=device, dtype=dtype),
         )
+
+    def requires_grad_(self, positions: bool = True, cell: bool = True) -> "Batch":
+        """Make positions and/or cell require grad (in place; they must be leaf tensors), so that
+        ``Stack.energy(batch)`` can be differentiated in them. Returns ``self``."""
+        self.positions.requires_grad_(positions)
+        self.cell.requires_grad_(cell)
+        return self
 
     def validate(self) -> "Batch":
         """Check values (not just shapes); raise ``ValueError`` naming the structure and atom.
@@ -156,8 +169,11 @@ def _check_periodic_vectors(cell: torch.Tensor, pbc: torch.Tensor) -> None:
         )
 
 
-def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.float64) -> Batch:
-    """A validated :class:`Batch` from one ``ase.Atoms`` or a sequence of them."""
+def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.float64, charges: bool = False) -> Batch:
+    """A validated :class:`Batch` from one ``ase.Atoms`` or a sequence of them.
+
+    ``charges=True`` carries ``atoms.get_initial_charges()`` as the per-atom ``charges``.
+    """
     import ase  # ASE is needed only here, at the boundary
 
     structures: Sequence = [atoms_or_list] if isinstance(atoms_or_list, ase.Atoms) else list(atoms_or_list)
@@ -177,6 +193,14 @@ def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.flo
     cell = np.stack([np.asarray(a.cell[:], dtype=np.float64) for a in structures])
     pbc = np.stack([np.asarray(a.pbc, dtype=bool) for a in structures])
 
+    q = None
+    if charges:
+        q = np.concatenate([np.asarray(a.get_initial_charges(), dtype=np.float64).reshape(-1) for a in structures])
+        if not np.isfinite(q).all():
+            k = int(np.flatnonzero(~np.isfinite(q))[0])
+            b = int(system_idx[k])
+            raise ValueError(f"structure {b}, atom {k - sum(counts[:b])}: initial charge is not finite ({q[k]})")
+        q = torch.from_numpy(q)
     # Validate in float64 before any cast, so that a float32 request cannot hide the error site.
     batch = Batch(
         positions=torch.from_numpy(positions),
@@ -184,6 +208,7 @@ def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.flo
         cell=torch.from_numpy(cell),
         pbc=torch.from_numpy(pbc),
         system_idx=torch.from_numpy(system_idx),
+        charges=q,
     ).validate()
     return batch.to(device, dtype)
 

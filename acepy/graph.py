@@ -68,7 +68,7 @@ class Graph:
             neighbors=self.neighbors.index_select(0, idx),
             shifts=self.shifts.index_select(0, idx),
             edge_system=self.edge_system.index_select(0, idx),
-            offsets=_csr_offsets(centers, self.n_atoms),
+            offsets=csr_offsets(centers, self.n_atoms),
             cutoff=float(cutoff),
             n_atoms=self.n_atoms,
             n_systems=self.n_systems,
@@ -162,7 +162,7 @@ def neighbor_graph(batch: Batch, cutoff: float) -> Graph:
         neighbors=torch.from_numpy(j),
         shifts=torch.from_numpy(s),
         edge_system=torch.from_numpy(sys_),
-        offsets=_csr_offsets(centers, batch.n_atoms),
+        offsets=csr_offsets(centers, batch.n_atoms),
         cutoff=float(cutoff),
         n_atoms=batch.n_atoms,
         n_systems=batch.n_systems,
@@ -277,7 +277,7 @@ def _check_cutoff(cutoff: float) -> None:
         raise ValueError(f"cutoff must be a finite number > 0, got {cutoff!r}")
 
 
-def _csr_offsets(centers: torch.Tensor, n_atoms: int) -> torch.Tensor:
+def csr_offsets(centers: torch.Tensor, n_atoms: int) -> torch.Tensor:
     """CSR offsets of sorted ``centers``: the first edge of each atom, then the edge count."""
     atoms = torch.arange(n_atoms + 1, dtype=centers.dtype, device=centers.device)
     return torch.searchsorted(centers, atoms)

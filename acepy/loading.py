@@ -46,23 +46,44 @@ def _resolve(path) -> Path:
 
 
 def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, skin: float = 0.0,
-         table_n: int | None = None, table_style: str = "spline", table_cutoff=None) -> Stack:
-    """Read a ``.yace``/``.ace`` potential and stack OneBody(E0) + ACE (+ a tabulated pair term).
+         table_n: int | None = None, table_style: str = "spline", table_cutoff=None,
+         num_threads: int | None = None) -> Stack:
+    """Read a ``.yace``/``.ace``/pacemaker ``.yaml`` potential and stack OneBody(E0) + ACE (+ a
+    tabulated pair term). The one place that reads potential files and builds a stack.
 
-    ``path`` may also be the name of a bundled potential (``acepy.bundled()``).
+    ``path`` may also be the name of a bundled potential (``acepy.bundled()``: synthetic, not
+    physically fitted).
 
     ``pair_table`` is a LAMMPS ``pair_style table`` file (ACEpotentials.jl's ``<stem>_pairpot.table``),
     evaluated as ``pair_style hybrid/overlay pace table <table_style> <table_n>`` with one
     ``pair_coeff`` per element pair (section ``A_B`` or ``B_A``, see :class:`acepy.models.pair.Pair`).
     ``table_n`` is LAMMPS's table length N (default: the file's number of points), and
     ``table_cutoff`` the optional ``pair_coeff`` cutoff (a float, or ``{("A", "B"): rc}``).
+    ``skin`` keeps a neighbour search for MD steps until an atom moved more than skin/2;
+    ``num_threads`` the CPU thread count of the model's calls (None: acepy's default).
     """
     dt = _dtype(dtype)
-    spec = read_potential(_resolve(path))
-    components = [OneBody(spec.E0, dtype=dt, device=device), ACE(spec, dtype=dt, device=device)]
+    resolved = _resolve(path)
+    spec = read_potential(resolved)
+    components = [OneBody(spec.E0, spec.elements, dtype=dt, device=device), ACE(spec, dtype=dt, device=device)]
     if pair_table is not None:
         from acepy.models.pair import Pair
 
         components.append(Pair(read_pair_table(pair_table), spec.elements, tablength=table_n, style=table_style,
                                cutoff=table_cutoff, dtype=dt, device=device))
-    return Stack(components, spec.elements, dtype=dt, device=device, backend=backend, skin=skin)
+    stack = Stack(components, spec.elements, dtype=dt, device=device, backend=backend, skin=skin,
+                  num_threads=num_threads)
+    bundled_name = isinstance(path, str) and resolved.parent == _DATA and not Path(path).exists()
+    stack.load_options = {
+        "path": resolved.stem if bundled_name else str(resolved.resolve()),
+        "pair_table": None if pair_table is None else str(Path(pair_table).resolve()),
+        "dtype": "float64" if dt == torch.float64 else "float32",
+        "backend": backend,
+        "device": str(torch.device(device)),
+        "skin": float(skin),
+        "table_n": table_n,
+        "table_style": table_style,
+        "table_cutoff": table_cutoff,
+        "num_threads": num_threads,
+    }
+    return stack

@@ -91,13 +91,15 @@ def test_product_basis_large_on_cuda(dtype, n, h, sizes, rmax, p):
     # the summed magnitudes of the terms set the scale of rounding errors (sums of both signs)
     plain = torch.where(codes < 0, codes, codes & ~3)
     modulus = torch.sqrt(a_re ** 2 + a_im ** 2)
-    rho_abs = K.product_basis(modulus, torch.zeros_like(a_im), group, goff, plain, coeff.abs(), backend="torch")
-    g_abs = K.product_basis_adjoint(modulus, torch.zeros_like(a_im), group, goff, plain, coeff.abs(), w_rho.abs(),
+    abs_plan = K.ProductBasisPlan(plain, coeff.abs(), goff)
+    rho_abs = K.product_basis(modulus, torch.zeros_like(a_im), group, abs_plan, backend="torch")
+    g_abs = K.product_basis_adjoint(modulus, torch.zeros_like(a_im), group, abs_plan, w_rho.abs(),
                                     backend="torch")[0]
-    rho_ref = K.product_basis(a_re, a_im, group, goff, codes, coeff, backend="torch")
-    g_ref = K.product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    plan = K.ProductBasisPlan(codes, coeff, goff)
+    rho_ref = K.product_basis(a_re, a_im, group, plan, backend="torch")
+    g_ref = K.product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
     c = lambda t: t.to(dev, dtype) if t.is_floating_point() else t.to(dev)  # noqa: E731
-    args = [c(t) for t in (a_re, a_im, group, goff, codes, coeff)]
+    args = [c(a_re), c(a_im), c(group), plan.to(dev, dtype)]
     rho = K.product_basis(*args, backend="triton")
     assert_close(rho, rho_ref, dtype, scale_floor=float(rho_abs.max()), what="rho")
     g = K.product_basis_adjoint(*args, c(w_rho), backend="triton")

@@ -23,6 +23,7 @@ from acepy.graph import edge_vectors, neighbor_graph
 from acepy.io import PotentialFileError, read_pair_table
 from acepy.kernels import BackendUnavailableError
 from acepy.errors import TooCloseError
+from acepy.models.component import BatchGraph
 from acepy.models.pair import Pair
 
 POT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "potentials"
@@ -107,11 +108,11 @@ def pair_on(pair, atoms, fast=False):
     vectors = edge_vectors(pos, cell, graph)
     volume = abs(float(torch.det(batch.cell[0])))
     if fast:
-        energies, g = pair.energies_and_edge_grads(species, graph.centers, graph.neighbors, vectors, "numba")
+        energies, g = pair.energies_and_edge_grads(BatchGraph(batch, species, graph, vectors), "numba")
         forces = torch.zeros_like(pos).index_add(0, graph.centers, g).index_add(0, graph.neighbors, -g)
         stress = torch.einsum("ea,eb->ab", vectors, g) / volume
         return energies.numpy(), forces.numpy(), stress.numpy()
-    energies = pair.site_energies(species, graph.centers, graph.neighbors, vectors)
+    energies = pair.site_energies(BatchGraph(batch, species, graph, vectors))
     gpos, gcell = torch.autograd.grad(energies.sum(), (pos, cell))
     # dE/d(strain) = pos^T dE/dpos + cell^T dE/dcell (rows are vectors), divided by the volume
     stress = (pos.detach().T @ gpos + cell.detach()[0].T @ gcell[0]) / volume
@@ -258,7 +259,7 @@ def test_forces_stress_and_hessian_against_finite_differences(pair):
     graph = neighbor_graph(batch, pair.cutoff)
     species = torch.tensor([pair.elements.index(s) for s in atoms.get_chemical_symbols()])
     pos = batch.positions.clone().requires_grad_(True)
-    e = pair.site_energies(species, graph.centers, graph.neighbors, edge_vectors(pos, batch.cell, graph)).sum()
+    e = pair.site_energies(BatchGraph(batch, species, graph, edge_vectors(pos, batch.cell, graph))).sum()
     (g,) = torch.autograd.grad(e, pos, create_graph=True)
     for i, a in [(1, 0), (4, 2)]:
         (row,) = torch.autograd.grad(g[i, a], pos, retain_graph=True)
@@ -279,8 +280,8 @@ def test_edges_beyond_the_pair_cutoff_are_dropped():
     graph = neighbor_graph(batch, 7.5)  # larger than any pair cutoff
     species = torch.tensor([pair4.elements.index(s) for s in atoms.get_chemical_symbols()])
     vectors = edge_vectors(batch.positions, batch.cell, graph)
-    e4 = pair4.site_energies(species, graph.centers, graph.neighbors, vectors)
-    e4_fast, g4 = pair4.energies_and_edge_grads(species, graph.centers, graph.neighbors, vectors, "numba")
+    e4 = pair4.site_energies(BatchGraph(batch, species, graph, vectors))
+    e4_fast, g4 = pair4.energies_and_edge_grads(BatchGraph(batch, species, graph, vectors), "numba")
     torch.testing.assert_close(e4_fast, e4, rtol=0, atol=1e-13)
     far = vectors.norm(dim=1) >= 4.0
     assert bool(far.any()) and float(g4[far].abs().max()) == 0.0
@@ -358,7 +359,7 @@ def test_stacked_forces_against_finite_differences():
 
     def energy(x):
         return float(model.evaluate(x)["energies"].sum() - model.components[0].site_energies(
-            model.species_of(torch.as_tensor(x.numbers))).sum())
+            BatchGraph(None, model.species_of(torch.as_tensor(x.numbers)))).sum())
 
     for i, a in [(0, 0), (2, 1)]:
         plus, minus = atoms.copy(), atoms.copy()

@@ -26,8 +26,12 @@ def test_wheel_layout(tmp_path):
             for sub in ("reference", "numba_cpu", "triton_gpu"):
                 assert f"acepy/kernels/{sub}/{module}.py" in names
     # the basis generator and the bundled synthetic potentials (acepy.bundled(), acepy.load(name))
-    for module in ("__init__", "coupling", "generator", "bundled", "evaluate"):
+    for module in ("__init__", "generator", "bundled", "evaluate"):
         assert f"acepy/basis/{module}.py" in names
+    # every layer's modules, including the subpackages (a missing `packages` entry drops them)
+    for module in ("errors", "spec", "coupling", "batch", "graph", "loading", "models/component",
+                   "models/stack", "models/radial/__init__", "models/radial/pace", "io/yaml_doc"):
+        assert f"acepy/{module}.py" in names, module
     import acepy
 
     for name in acepy.bundled():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from acepy.kernels import encode_factor, product_basis, product_basis_adjoint
+from acepy.kernels import ProductBasisPlan, encode_factor, product_basis, product_basis_adjoint
 from conftest import assert_close, compile_check_sm90, device_for, fast_backends
 
 
@@ -65,11 +65,12 @@ def test_backends_agree_with_reference(backend, dtype, case):
     # the reference sees the same rounded inputs as the backend
     a_re, a_im, group, goff, codes, coeff, w_rho = (
         t.to(dtype).double() if t.is_floating_point() else t for t in random_problem(rng, n, h, sizes, rmax, p))
-    rho_ref = product_basis(a_re, a_im, group, goff, codes, coeff, backend="torch")
-    g_ref = product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    plan = ProductBasisPlan(codes, coeff, goff)
+    rho_ref = product_basis(a_re, a_im, group, plan, backend="torch")
+    g_ref = product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
     d = device_for(backend)
     c = lambda t: t.to(d, dtype) if t.is_floating_point() else t.to(d)  # noqa: E731
-    args = [c(t) for t in (a_re, a_im, group, goff, codes, coeff)]
+    args = [c(a_re), c(a_im), c(group), plan.to(d, dtype)]
     rho = product_basis(*args, backend=backend)
     assert rho.dtype == dtype and rho.shape == (n, p)
     assert_close(rho, rho_ref, dtype, what=f"{backend} rho")
@@ -89,12 +90,13 @@ def test_triton_term_slices(split):
     rng = np.random.default_rng()
     a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 3, 6, [200, 0, 90], 4, 2)
     d = device_for("triton")
-    args = [t.to(d) for t in (a_re, a_im, group, goff, codes, coeff)]
+    plan = ProductBasisPlan(codes, coeff, goff)
+    args = [a_re.to(d), a_im.to(d), group.to(d), plan.to(d)]
     rho = T.product_basis(*args, split=split)
-    assert_close(rho, product_basis(a_re, a_im, group, goff, codes, coeff, backend="torch"), torch.float64,
+    assert_close(rho, product_basis(a_re, a_im, group, plan, backend="torch"), torch.float64,
                  what=f"rho split {split}")
     g = T.product_basis_adjoint(*args, w_rho.to(d), split=split)
-    g_ref = product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    g_ref = product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
     assert_close(g[0], g_ref[0], torch.float64, what=f"adjoint re split {split}")
     assert_close(g[1], g_ref[1], torch.float64, what=f"adjoint im split {split}")
 
@@ -102,8 +104,9 @@ def test_triton_term_slices(split):
 def test_reference_against_python_loops_and_a_hand_value():
     rng = np.random.default_rng()
     for interior in (False, True):
-        args = random_problem(rng, 7, 5, [11, 0, 6], 5, 3, interior_padding=interior)[:6]
-        assert_close(product_basis(*args, backend="torch"), python_rho(*args), torch.float64, what="reference")
+        a_re, a_im, group, goff, codes, coeff = random_problem(rng, 7, 5, [11, 0, 6], 5, 3, interior_padding=interior)[:6]
+        assert_close(product_basis(a_re, a_im, group, ProductBasisPlan(codes, coeff, goff), backend="torch"),
+                     python_rho(a_re, a_im, group, goff, codes, coeff), torch.float64, what="reference")
     # Re( conj(a0) * (-a1) * a1 ) with a0 = 2 + i, a1 = 1 - 3i: conj(a0) a1^2 = (2 - i)(-8 - 6i) = -22 - 4i
     a_re = torch.tensor([[2.0, 1.0]], dtype=torch.float64)
     a_im = torch.tensor([[1.0, -3.0]], dtype=torch.float64)
@@ -111,8 +114,8 @@ def test_reference_against_python_loops_and_a_hand_value():
                            -1]])
     assert codes.tolist() == [[2, 5, 4, -1]]
     for backend in ("torch", "numba"):
-        rho = product_basis(a_re, a_im, torch.tensor([0]), torch.tensor([0, 1]), codes,
-                            torch.tensor([[1.0, 0.5]], dtype=torch.float64), backend=backend)
+        plan = ProductBasisPlan(codes, torch.tensor([[1.0, 0.5]], dtype=torch.float64), torch.tensor([0, 1]))
+        rho = product_basis(a_re, a_im, torch.tensor([0]), plan, backend=backend)
         assert torch.allclose(rho, torch.tensor([[22.0, 11.0]], dtype=torch.float64), rtol=0, atol=1e-13), backend
 
 
@@ -121,10 +124,11 @@ def test_interior_padding_is_a_factor_one(backend):
     rng = np.random.default_rng()
     a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 4, 6, [25, 8], 5, 2, interior_padding=True)
     d = device_for(backend)
-    args = [t.to(d) for t in (a_re, a_im, group, goff, codes, coeff)]
+    plan = ProductBasisPlan(codes, coeff, goff)
+    args = [a_re.to(d), a_im.to(d), group.to(d), plan.to(d)]
     assert_close(product_basis(*args, backend=backend), python_rho(a_re, a_im, group, goff, codes, coeff),
                  torch.float64, what=backend)
-    g_ref = product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho, backend="torch")
+    g_ref = product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
     g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
     assert_close(g[0], g_ref[0], torch.float64, what=f"{backend} adjoint re")
     assert_close(g[1], g_ref[1], torch.float64, what=f"{backend} adjoint im")
@@ -133,7 +137,7 @@ def test_interior_padding_is_a_factor_one(backend):
 def test_adjoint_matches_finite_differences():
     rng = np.random.default_rng()
     a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 6, 8, [40, 3, 0], 6, 3)
-    args = (group, goff, codes, coeff)
+    args = (group, ProductBasisPlan(codes, coeff, goff))
     g_re, g_im = product_basis_adjoint(a_re, a_im, *args, w_rho, backend="torch")
     g_nb = product_basis_adjoint(a_re, a_im, *args, w_rho, backend="numba")
     assert_close(g_nb[0], g_re, torch.float64, what="numba re")
@@ -154,7 +158,7 @@ def test_reference_is_twice_differentiable():
     rng = np.random.default_rng()
     a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 3, 4, [12], 3, 2)
     x = a_re.clone().requires_grad_()
-    rho = product_basis(x, a_im, group, goff, codes, coeff, backend="torch")
+    rho = product_basis(x, a_im, group, ProductBasisPlan(codes, coeff, goff), backend="torch")
     (g,) = torch.autograd.grad((rho * w_rho).sum(), x, create_graph=True)
     (h,) = torch.autograd.grad(g[0, 0], x)
     assert torch.isfinite(h).all() and h.shape == x.shape
@@ -166,27 +170,28 @@ def test_empty_inputs(backend):
     lng = dict(dtype=torch.long, device=d)
     rng = np.random.default_rng()
     # no atoms
-    rho = product_basis(torch.zeros(0, 3, **f64), torch.zeros(0, 3, **f64), torch.zeros(0, **lng),
-                        torch.tensor([0, 2], device=d), torch.tensor([[0, -1], [4, 8]], device=d),
-                        torch.ones(2, 5, **f64), backend=backend)
+    plan = ProductBasisPlan(torch.tensor([[0, -1], [4, 8]], device=d), torch.ones(2, 5, **f64),
+                            torch.tensor([0, 2], device=d))
+    rho = product_basis(torch.zeros(0, 3, **f64), torch.zeros(0, 3, **f64), torch.zeros(0, **lng), plan,
+                        backend=backend)
     assert rho.shape == (0, 5)
     # no terms at all, and atoms whose groups have no terms
     a = torch.ones(3, 4, **f64)
-    rho = product_basis(a, a, torch.zeros(3, **lng), torch.zeros(2, **lng), torch.zeros(0, 2, **lng),
-                        torch.zeros(0, 2, **f64), backend=backend)
+    plan = ProductBasisPlan(torch.zeros(0, 2, **lng), torch.zeros(0, 2, **f64), torch.zeros(2, **lng))
+    rho = product_basis(a, a, torch.zeros(3, **lng), plan, backend=backend)
     assert rho.shape == (3, 2) and not rho.any()
     a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 5, 4, [0, 6, 0], 3, 2)
     group = torch.tensor([0, 2, 0, 2, 2])
-    args = [t.to(d) for t in (a_re, a_im, group, goff, codes, coeff)]
+    args = [a_re.to(d), a_im.to(d), group.to(d), ProductBasisPlan(codes, coeff, goff).to(d)]
     assert not product_basis(*args, backend=backend).any()
     g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
     assert not g[0].any() and not g[1].any()
     # no output columns
-    args[-1] = coeff[:, :0].to(d)
+    args[-1] = ProductBasisPlan(codes, coeff[:, :0], goff).to(d)
     assert product_basis(*args, backend=backend).shape == (5, 0)
     # RMAX = 0: every term is the empty product 1
     group = torch.tensor([1, 0, 1, 1, 2], device=d)
-    args = [a_re.to(d), a_im.to(d), group, goff.to(d), torch.zeros(6, 0, **lng), coeff.to(d)]
+    args = [a_re.to(d), a_im.to(d), group, ProductBasisPlan(torch.zeros(6, 0, **lng), coeff, goff).to(d)]
     assert_close(product_basis(*args, backend=backend), coeff.sum(0).expand(5, 2) * (group == 1)[:, None].cpu(),
                  torch.float64, what="rank 0")
     g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
@@ -200,7 +205,8 @@ def test_bad_inputs():
     def call(**kw):
         args = dict(a_re=a_re, a_im=a_im, group=group, group_offsets=goff, codes=codes, coeff=coeff)
         args.update(kw)
-        return product_basis(**args)
+        plan = ProductBasisPlan(args.pop("codes"), args.pop("coeff"), args.pop("group_offsets"))
+        return product_basis(plan=plan, **args)
 
     with pytest.raises(ValueError, match="a_re / a_im"):
         call(a_im=a_im[:, :3])
@@ -228,9 +234,87 @@ def test_bad_inputs():
     with pytest.raises(IndexError, match="factor codes"):
         call(codes=bad)
     with pytest.raises(ValueError, match="w_rho"):
-        product_basis_adjoint(a_re, a_im, group, goff, codes, coeff, w_rho[:, :1])
+        product_basis_adjoint(a_re, a_im, group, ProductBasisPlan(codes, coeff, goff), w_rho[:, :1])
     with pytest.raises(ValueError, match="devices"):
         call(codes=codes.to("meta"))
+
+
+def test_plan_shapes_properties_and_validation():
+    rng = np.random.default_rng(1)
+    _, _, _, goff, codes, coeff, _ = random_problem(rng, 4, 5, [6, 0, 3], 3, 2)
+    plan = ProductBasisPlan(codes, coeff, goff)
+    assert (plan.n_terms, plan.rank_max, plan.n_densities, plan.n_groups) == (9, 3, 2, 3)
+    assert plan.validate(5) is plan
+    assert plan.max_group_terms == 6
+    expected_length = [max([t + 1 for t, c in enumerate(row) if c >= 0], default=0) for row in codes.tolist()]
+    assert plan.term_length.tolist() == expected_length
+    # array-likes, converted once: int64 codes and offsets, contiguous
+    from_lists = ProductBasisPlan(codes.tolist(), coeff.numpy(), goff.tolist())
+    assert from_lists.codes.dtype == from_lists.group_offsets.dtype == torch.int64
+    assert from_lists.coeff.dtype == torch.float64 and torch.equal(from_lists.codes, codes)
+    narrow = ProductBasisPlan(codes.to(torch.int32), coeff, goff.to(torch.int16))
+    assert narrow.codes.dtype == narrow.group_offsets.dtype == torch.int64
+    # the value checks are validate's, not the constructor's
+    unchecked = ProductBasisPlan(codes, coeff, torch.tensor([0, 7, 6, 9]))
+    with pytest.raises(ValueError, match="group_offsets must start at 0, be non-decreasing and end at S=9"):
+        unchecked.validate(5)
+    with pytest.raises(ValueError, match="group_offsets"):
+        ProductBasisPlan(codes, coeff, torch.tensor([0, 6, 8])).validate(5)
+    one = torch.ones(1, 1, dtype=torch.float64)
+    ProductBasisPlan([[-1, 15]], one, [0, 1]).validate(4)  # column 3, conjugated and negated: fine
+    for bad in (16, -2):  # column 4 of a row of 4; no such flag
+        with pytest.raises(IndexError, match=r"factor codes must be -1 or 4\*h \+ flags with h < H=4"):
+            ProductBasisPlan([[0, bad]], one, [0, 1]).validate(4)
+
+
+def test_plan_refuses_wrong_dtypes_and_shapes():
+    rng = np.random.default_rng(2)
+    _, _, _, goff, codes, coeff, _ = random_problem(rng, 4, 5, [6, 3], 3, 2)
+    with pytest.raises(TypeError, match="codes must be an integer tensor, got dtype torch.float64"):
+        ProductBasisPlan(codes.double(), coeff, goff)
+    with pytest.raises(TypeError, match="group_offsets must be an integer tensor, got dtype torch.float32"):
+        ProductBasisPlan(codes, coeff, goff.float())
+    with pytest.raises(TypeError, match="coeff must be a floating-point tensor, got dtype torch.int64"):
+        ProductBasisPlan(codes, coeff.long(), goff)
+    with pytest.raises(ValueError, match="codes must be"):
+        ProductBasisPlan(codes, coeff[:5], goff)
+    with pytest.raises(ValueError, match="group_offsets must be"):
+        ProductBasisPlan(codes, coeff, goff[None])
+    with pytest.raises(ValueError, match="devices"):
+        ProductBasisPlan(codes.to("meta"), coeff, goff)
+    a = torch.zeros(4, 5, dtype=torch.float64)
+    with pytest.raises(TypeError, match="plan must be a ProductBasisPlan, got tuple"):
+        product_basis(a, a, torch.zeros(4, dtype=torch.long), (codes, coeff, goff))
+    with pytest.raises(TypeError, match="dtype must be floating"):
+        ProductBasisPlan(codes, coeff, goff).to(dtype=torch.int64)
+
+
+def test_plan_to_keeps_itself_and_its_caches():
+    rng = np.random.default_rng(3)
+    _, _, _, goff, codes, coeff, _ = random_problem(rng, 4, 5, [6, 3], 3, 2)
+    plan = ProductBasisPlan(codes, coeff, goff).validate(5)
+    assert plan.to("cpu", torch.float64) is plan and plan.to() is plan
+    f32 = plan.to(dtype=torch.float32)
+    assert f32.coeff.dtype == torch.float32 and f32.codes is plan.codes and f32.group_offsets is plan.group_offsets
+    # the value-derived quantities carry over, so that moving a plan reads no values again
+    assert f32.__dict__["max_group_terms"] == 6
+    meta = plan.to("meta")
+    assert meta.codes.device.type == meta.coeff.device.type == "meta" and meta.max_group_terms == 6
+
+
+def test_validated_plan_with_check_false_gives_the_same(backend):
+    """The model's pattern: validate the plan once, then every chunk runs with check=False."""
+    rng = np.random.default_rng()
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, 9, 6, [30, 4, 0], 4, 3)
+    d = device_for(backend)
+    plan = ProductBasisPlan(codes, coeff, goff).to(d).validate(6)
+    args = (a_re.to(d), a_im.to(d), group.to(d), plan)
+    assert_close(product_basis(*args, backend=backend, check=False),
+                 product_basis(a_re, a_im, group, plan.to("cpu"), backend="torch"), torch.float64, what="rho")
+    g = product_basis_adjoint(*args, w_rho.to(d), backend=backend, check=False)
+    g_ref = product_basis_adjoint(a_re, a_im, group, plan.to("cpu"), w_rho, backend="torch")
+    assert_close(g[0], g_ref[0], torch.float64, what="adjoint re")
+    assert_close(g[1], g_ref[1], torch.float64, what="adjoint im")
 
 
 COMPILE_BODY = """

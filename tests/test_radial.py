@@ -1,4 +1,4 @@
-"""Radial functions of the ACE model (acepy/models/radial.py) against python-ace, the C++ evaluator.
+"""Radial functions of the ACE model (acepy/models/radial/) against python-ace, the C++ evaluator.
 
 python-ace (`pyace`) is the independent reference: `ACECTildeBasisSet(path).radial_functions`
 evaluates PACE's own look-up tables (`evaluate`) and its analytic basis (`radbase`). The checks:
@@ -30,9 +30,10 @@ import torch
 from acepy.io import read_potential
 from acepy.kernels import SplineGrid, SplineRangeError, available_backends
 from acepy.models.radial import (
-    RadialTables,
+    PaceRadial,
     cutoff_func_poly,
     pace_radial_basis,
+    radial_basis,
     ships_polynomials,
     zbl_atomic_number,
 )
@@ -179,7 +180,7 @@ def _path(name: str, generated) -> Path:
 @functools.lru_cache(maxsize=None)
 def _load(path: str):
     spec = read_potential(path)
-    return spec, RadialTables.from_spec(spec), pyace.ACECTildeBasisSet(path)
+    return spec, radial_basis(spec), pyace.ACECTildeBasisSet(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +266,7 @@ def _sample(rng, first, rcut, n=300):
     return np.sort(r)
 
 
-def _kinks(rt: RadialTables, i, j):
+def _kinks(rt: PaceRadial, i, j):
     """Distances where a PACE radial function is not smooth (C2 or worse)."""
     bond = rt.bond_radials[(i, j)].bond
     out = [bond.rcut]
@@ -282,7 +283,7 @@ def _kinks(rt: RadialTables, i, j):
     return np.array(out)
 
 
-def _jumps(rt: RadialTables, i, j):
+def _jumps(rt: PaceRadial, i, j):
     """Distances where a PACE radial function jumps: rcut (ChebLinear is not zero there, and every
     table ends with a zero node), radcore's b r^2 < 50 gate, zbl's r_in = 1 gate when dcut_in = 0."""
     bond = rt.bond_radials[(i, j)].bond
@@ -294,7 +295,7 @@ def _jumps(rt: RadialTables, i, j):
     return np.array(out)
 
 
-def _steep_bands(rt: RadialTables, i, j):
+def _steep_bands(rt: PaceRadial, i, j):
     """Switching intervals [r_in - delta_in, r_in] of the inner cutoff: with a narrow delta_in (the
     FitSNAP files use 0.01 = 10 table bins) the quintic is too steep for a 4th-order-accurate
     comparison with the formula."""
@@ -635,8 +636,8 @@ def _spline_file(tmp: Path):
 def test_spline_bonds(tmp_path):
     path, funcs = _spline_file(tmp_path)
     spec = read_potential(path)
-    rt = RadialTables.from_spec(spec)
-    assert rt.kind == "spline" and rt.nradbase == rt.nradmax == 3 and rt.pace_table is None
+    rt = radial_basis(spec)
+    assert rt.kind == "spline" and rt.nradbase == rt.nradmax == 3 and getattr(rt, "pace_table", None) is None
     rng = np.random.default_rng(10)
     for (i, j), (rc, nb, k) in funcs.items():
         assert rt.cutoff(i, j) == rc
@@ -677,7 +678,7 @@ def test_zbl_unknown_element(generated):
     spec = read_potential(generated["zbl_mixed"])
     spec.elements = ["Xx", "H"]
     with pytest.raises(ValueError, match="Element `Xx` is not recognized"):
-        RadialTables.from_spec(spec)
+        radial_basis(spec)
     assert zbl_atomic_number("W") == 74 and zbl_atomic_number("Lr") == 103
     for bad in ("X", "Rf", "w", ""):
         with pytest.raises(ValueError, match="not recognized"):
@@ -696,7 +697,7 @@ def test_empty_and_shapes(generated):
         _, rt, _ = _load(str(path))
         v = rt.evaluate(*_edges([], 0, 0))
         assert v.gk.shape == (0, rt.nradbase) and v.rnl.shape == (0, rt.nradmax, rt.lmax + 1) and v.cr.shape == (0,)
-        assert rt.cutoff_matrix().shape == (rt.nelements, rt.nelements)
+        assert torch.as_tensor(rt.cutoffs).shape == (rt.nelements, rt.nelements)
 
 
 def test_backends_and_float32(generated):
@@ -709,7 +710,38 @@ def test_backends_and_float32(generated):
     if "numba" in available_backends("cpu"):
         for a, b in zip(rt.evaluate(r, mi, mj, backend="numba"), ref):
             assert torch.allclose(a, b, rtol=1e-12, atol=1e-12 * float(b.abs().max()))
-    rt32 = RadialTables.from_spec(spec, dtype=torch.float32)
+    rt32 = radial_basis(spec, dtype=torch.float32)
     for a, b in zip(rt32.evaluate(r.float(), mi, mj, backend="torch"), ref):
         assert a.dtype == torch.float32
         _check(a.double().numpy(), b.numpy(), _local(b.numpy()) + 1e-3 * float(b.abs().max()), 1e-4, "float32")
+
+
+def test_factory_and_value_checks(generated, ships_pair_file, tmp_path):
+    """radial_basis picks the class by radial_kind (unknown: ValueError naming the source);
+    check_distances does the value checks that evaluate(check=False) skips."""
+    from acepy.models.radial import RadialBasis, ShipsRadial, SplineRadial
+
+    spec, rt, _ = _load(str(generated["zbl_mixed"]))
+    assert isinstance(rt, PaceRadial) and isinstance(rt, RadialBasis)
+    assert isinstance(_load(str(ships_pair_file))[1], ShipsRadial)
+    assert isinstance(radial_basis(read_potential(_spline_file(tmp_path)[0])), SplineRadial)
+    bad = read_potential(generated["zbl_mixed"])
+    bad.radial_kind = "gaussian"
+    with pytest.raises(ValueError, match=r"zbl_mixed\.yace.*unknown radial kind 'gaussian'"):
+        radial_basis(bad)
+    first = 1.0 / SplineGrid.from_spacing(rt.cutoff(1, 0), spec.delta_spline_bins).rscale
+    r, mi, mj = _edges([2.0, first * (1 - 1e-9), 3.0], 1, 0)
+    with pytest.raises(SplineRangeError) as err:
+        rt.check_distances(r, mi, mj)
+    assert err.value.edge == 1
+    rt.check_distances(*_edges([2.0, first, 3.0], 1, 0))
+    with pytest.raises(IndexError):
+        rt.check_distances(r[:1], mi[:1], torch.tensor([2]))
+    # check=False: no value checks, same numbers where the checks pass
+    r, mi, mj = _edges([first, 1.5, 3.9], 1, 0)
+    for a, b in zip(rt.evaluate(r, mi, mj, check=False), rt.evaluate(r, mi, mj)):
+        assert torch.equal(a, b)
+    _, ships, _ = _load(str(ships_pair_file))
+    ships.check_distances(*_edges([0.01, 2.0], 0, 1))  # analytic: no first node
+    with pytest.raises(IndexError):
+        ships.check_distances(*_edges([2.0], 0, 2))

@@ -17,12 +17,9 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 
 import numpy as np
 
-from acepy.errors import PotentialFileError
 from acepy.spec import (
     INNER_CUTOFF_TYPES,
     NPOTI_NAMES,
@@ -38,7 +35,7 @@ from acepy.spec import (
     is_pace_radbasename,
 )
 
-from .yaml_doc import SYMBOLS, YamlDoc, describe, key_path, open_yaml_mapping
+from .yaml_doc import SYMBOLS, YamlDoc, key_path, open_yaml_mapping
 
 __all__ = ["read_yace"]
 

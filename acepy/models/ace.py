@@ -6,6 +6,10 @@ rho_p = sum over C-tilde functions of c_p Re(prod_t A_t), the embedding F(rho), 
 repulsion rho_core = sum_j cr(r_ij) with the energy-level inner cutoff, so that
 E_i = F f_rho + rho_core (or the zbl blend). E0 is not added here: it is the one-body component.
 
+Both paths take the stack's :class:`~acepy.models.component.BatchGraph` (DESIGN.md, "The component
+contract"). The edges beyond their pair's cutoff are dropped and the distances checked against the
+radial tables once per call, at the boundary; the chunks of the fast path run without value checks.
+
 One pipeline, two ways through it:
 
 - the exact path (:meth:`ACE.site_energies`, torch reference kernels): plain torch, twice
@@ -28,7 +32,9 @@ import torch
 
 from acepy.errors import TooCloseError
 from acepy.spec import ACEPotentialSpec
+from acepy.graph import csr_offsets
 from acepy.kernels import (
+    ProductBasisPlan,
     SplineRangeError,
     atomic_base,
     atomic_base_edge_grads,
@@ -38,8 +44,10 @@ from acepy.kernels import (
     segment_sum,
 )
 
+from .component import BatchGraph, Component
+
 from .embedding import density_inner_cutoff, embedding_energy, embedding_energy_and_derivative
-from .radial import RadialTables, RadialValues, cutoff_func_poly
+from .radial import RadialValues, cutoff_func_poly, radial_basis
 
 # Edges per chunk of the fast path: bounds the per-edge work arrays (radial values and their
 # derivatives, about 0.7 kB per edge for nradmax 5, lmax 6; harmonics with gradients, 1.8 kB more
@@ -59,19 +67,24 @@ class _SpeciesEmbedding:
 
 @dataclass
 class _Edges:
-    """The edges an ACE evaluation uses (inside their pair's cutoff), with their radial values."""
+    """The edges an ACE evaluation uses (inside their pair's cutoff), sorted by centre."""
 
     centers: torch.Tensor
+    neighbors: torch.Tensor
     mu_i: torch.Tensor
     mu_j: torch.Tensor
     vectors: torch.Tensor
     r: torch.Tensor
-    rad: RadialValues
     offsets: torch.Tensor  # (N+1,) CSR of the edges by centre
     kept: torch.Tensor | None  # indices of the kept input edges, None when all are kept
 
+    def slice(self, a0: int, a1: int, e0: int, e1: int) -> "_Edges":
+        """The edges of atoms a0..a1-1 (edges e0..e1-1), with centres and offsets local to the chunk."""
+        return _Edges(self.centers[e0:e1] - a0, self.neighbors[e0:e1], self.mu_i[e0:e1], self.mu_j[e0:e1],
+                      self.vectors[e0:e1], self.r[e0:e1], self.offsets[a0:a1 + 1] - e0, None)
 
-class ACE:
+
+class ACE(Component):
     """The many-body term of a C-tilde ACE potential (no E0: see :class:`OneBody`)."""
 
     def __init__(self, spec: ACEPotentialSpec, dtype: torch.dtype = torch.float64, device="cpu"):
@@ -79,7 +92,7 @@ class ACE:
         self.elements = list(spec.elements)
         self.dtype = dtype
         self.device = torch.device(device)
-        self.radial = RadialTables.from_spec(spec, dtype=dtype, device=self.device)
+        self.radial = radial_basis(spec, dtype=dtype, device=self.device)
         nel = len(self.elements)
         self.nelements = nel
         self.lmax = int(spec.lmax)
@@ -88,7 +101,7 @@ class ACE:
         self.n_half = (self.lmax + 1) * (self.lmax + 2) // 2
         self.inner_cutoff_type = spec.inner_cutoff_type
         cut = np.array([[spec.cutoff(i, j) for j in range(nel)] for i in range(nel)], dtype=np.float64)
-        self.cutoff_matrix = torch.as_tensor(cut, dtype=dtype, device=self.device)
+        self._pair_cutoffs = torch.as_tensor(cut, dtype=dtype, device=self.device)  # r < rc: a neighbour
         self.cutoff = float(cut.max())
         if self.inner_cutoff_type == "zbl":
             r_in = np.array([[spec.bonds[(i, j)].rcut_in for j in range(nel)] for i in range(nel)])
@@ -146,76 +159,59 @@ class ACE:
         for s, term in enumerate(codes):
             padded[s, : len(term)] = term
         dev = self.device
-        self._codes = torch.as_tensor(padded, device=dev)
-        self._coeff = torch.as_tensor(np.array(coeff).reshape(len(coeff), p_max), dtype=self.dtype, device=dev)
-        self._group_offsets = torch.as_tensor(np.array(group_offsets, dtype=np.int64), device=dev)
+        self.plan = ProductBasisPlan(
+            codes=torch.as_tensor(padded, device=dev),
+            coeff=torch.as_tensor(np.array(coeff).reshape(len(coeff), p_max), dtype=self.dtype, device=dev),
+            group_offsets=torch.as_tensor(np.array(group_offsets, dtype=np.int64), device=dev),
+        )
+        self.plan.validate(nel * self.nradmax * self.n_half)  # once: the chunks skip value checks
         self._rank1 = torch.as_tensor(rank1, dtype=self.dtype, device=dev)
 
     # ---- shared steps -------------------------------------------------------------------------
-    def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
-        """Species index of every atom; an element the potential lacks raises, naming it."""
-        from ase.data import atomic_numbers, chemical_symbols
-
-        table = torch.full((119,), -1, dtype=torch.long, device=numbers.device)
-        for mu, el in enumerate(self.elements):
-            table[atomic_numbers[el]] = mu
-        if numbers.numel() and (int(numbers.min()) < 0 or int(numbers.max()) > 118):
-            raise ValueError(f"atomic numbers must lie in 0..118, got {numbers.tolist()}")
-        species = table[numbers]
-        bad = species < 0
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad)[0])
-            raise ValueError(
-                f"atom {i} is {chemical_symbols[int(numbers[i])]}, which the potential does not have "
-                f"(elements {self.elements})"
-            )
-        return species
-
-    def _edges(self, species, species_all, centers, neighbors, vectors, backend, first_atom: int = 0) -> _Edges:
-        """Keep the edges inside their pair's cutoff (PACE: r < rcut) and evaluate the radial
-        functions. ``centers`` index ``species`` (atoms ``first_atom...`` of the whole set),
-        ``neighbors`` index ``species_all``. Too-close atoms raise :class:`TooCloseError` naming them."""
-        n_atoms = species.shape[0]
-        mu_i, mu_j = species[centers], species_all[neighbors]
-        r = torch.linalg.vector_norm(vectors, dim=1)
-        keep = r < self.cutoff_matrix[mu_i, mu_j]
-        kept = None
+    def _prepare(self, inputs: BatchGraph) -> _Edges:
+        """Once per call: keep the edges inside their pair's cutoff (PACE: r < rcut) and check every
+        kept distance against the radial tables (too-close atoms raise :class:`TooCloseError`
+        naming them). The graph's CSR offsets are reused when no edge is dropped."""
+        species, centers, neighbors = inputs.species, inputs.centers, inputs.neighbors
+        vectors, r = inputs.vectors, inputs.distances
+        mu_i, mu_j = species[centers], species[neighbors]
+        keep = r.detach() < self._pair_cutoffs[mu_i, mu_j]
+        kept, offsets = None, inputs.offsets
         if not bool(keep.all()):
             kept = torch.nonzero(keep).squeeze(1)
-            centers, neighbors, vectors, r, mu_i, mu_j = (t[kept] for t in (centers, neighbors, vectors, r, mu_i, mu_j))
+            centers, neighbors, vectors, r, mu_i, mu_j = (t.index_select(0, kept)
+                                                          for t in (centers, neighbors, vectors, r, mu_i, mu_j))
+            offsets = csr_offsets(centers, inputs.n_atoms)
         try:
-            rad = self.radial.evaluate(r, mu_i, mu_j, backend=backend)
+            self.radial.check_distances(r.detach(), mu_i, mu_j)
         except SplineRangeError as err:
             e = err.edge
             raise TooCloseError(
-                f"atoms {first_atom + int(centers[e])} and {int(neighbors[e])} are {float(r[e].detach()):.6g} A "
+                f"atoms {int(centers[e])} and {int(neighbors[e])} are {float(r[e].detach()):.6g} A "
                 f"apart: closer than the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
                 f"{self.elements[int(mu_j[e])]} (PACE stops here too)"
             ) from None
-        counts = torch.bincount(centers, minlength=n_atoms)
-        offsets = torch.zeros(n_atoms + 1, dtype=torch.long, device=centers.device)
-        offsets[1:] = torch.cumsum(counts, 0)
-        return _Edges(centers, mu_i, mu_j, vectors, r, rad, offsets, kept)
+        return _Edges(centers, neighbors, mu_i, mu_j, vectors, r, offsets, kept)
 
-    def _densities(self, species, edges: _Edges, backend):
+    def _densities(self, species, edges: _Edges, rad: RadialValues, backend):
         """Forward pass: rho (N, P) of the rank >= 2 functions, A1 (N, nel*nradbase), rho_core (N,),
-        and the atomic base (which the adjoint pass needs)."""
+        and the atomic base (which the adjoint pass needs). No value checks (done by _prepare)."""
         n_atoms, nel = species.shape[0], self.nelements
         if nel == 1:  # the edges are sorted by centre: a segment sum
-            a1 = segment_sum(edges.rad.gk, edges.offsets, backend=backend)
+            a1 = segment_sum(rad.gk, edges.offsets, backend=backend, check=False)
         else:
             rows = edges.centers * nel + edges.mu_j
-            a1 = edges.r.new_zeros((n_atoms * nel, self.nradbase)).index_add(0, rows, edges.rad.gk)
+            a1 = edges.r.new_zeros((n_atoms * nel, self.nradbase)).index_add(0, rows, rad.gk)
             a1 = a1.reshape(n_atoms, nel * self.nradbase)
-        core = segment_sum(edges.rad.cr, edges.offsets, backend=backend)
+        core = segment_sum(rad.cr, edges.offsets, backend=backend, check=False)
         a_re, a_im = None, None
-        if self.nradmax > 0 and self._codes.shape[0] > 0:
+        if self.nradmax > 0 and self.plan.n_terms > 0:
             # the harmonics come from the vectors inside the kernel (Numba fuses them per edge)
-            a_re, a_im = atomic_base(edges.rad.rnl, None, None, edges.offsets, edges.mu_j, nel, backend=backend,
-                                     vectors=edges.vectors)
+            a_re, a_im = atomic_base(rad.rnl, None, None, edges.offsets, edges.mu_j, nel, backend=backend,
+                                     vectors=edges.vectors, check=False)
             width = nel * self.nradmax * self.n_half
             a_re, a_im = a_re.reshape(n_atoms, width), a_im.reshape(n_atoms, width)
-            rho = product_basis(a_re, a_im, species, self._group_offsets, self._codes, self._coeff, backend=backend)
+            rho = product_basis(a_re, a_im, species, self.plan, backend=backend, check=False)
         else:
             rho = edges.r.new_zeros((n_atoms, self.max_ndensity))
         return rho, a1, core, a_re, a_im
@@ -283,47 +279,46 @@ class ACE:
         return energies, d_rho, d_core, d_f
 
     # ---- the exact path -----------------------------------------------------------------------
-    def site_energies(self, species: torch.Tensor, centers: torch.Tensor, neighbors: torch.Tensor,
-                      vectors: torch.Tensor, backend: str | None = "torch") -> torch.Tensor:
-        """E_i (without E0) for every atom, from the edges (i, j) with vectors r_ij (sorted by i).
+    def site_energies(self, inputs: BatchGraph, backend: str | None = "torch") -> torch.Tensor:
+        """E_i (without E0) for every atom of ``inputs`` (N,).
 
-        ``vectors`` may require grad: with the torch backend everything here is differentiable
-        twice. Edges at or beyond their pair's cutoff are dropped (PACE accepts r < rcut).
+        With the torch backend everything here is differentiable twice in ``inputs.vectors``.
+        Edges at or beyond their pair's cutoff are dropped (PACE accepts r < rcut).
         """
-        edges = self._edges(species, species, centers, neighbors, vectors, backend)
-        rho, a1, core, _, _ = self._densities(species, edges, backend)
+        species = inputs.species
+        edges = self._prepare(inputs)
+        rad = self.radial.evaluate(edges.r, edges.mu_i, edges.mu_j, backend=backend, check=False)
+        rho, a1, core, _, _ = self._densities(species, edges, rad, backend)
         f_zbl = self._zbl_switch(species.shape[0], edges)[0] if self.inner_cutoff_type == "zbl" else None
         return self._site_energies_from(species, rho, a1, core, f_zbl, derivatives=False)[0]
 
     # ---- the fast path ------------------------------------------------------------------------
-    def energies_and_edge_grads(self, species: torch.Tensor, centers: torch.Tensor, neighbors: torch.Tensor,
-                                vectors: torch.Tensor, backend: str | None = None):
+    def energies_and_edge_grads(self, inputs: BatchGraph, backend: str | None = None):
         """``(E_i (N,), g (E, 3))`` with ``g_e = dE/dr_e``, without autograd, in chunks of atoms
-        whose edges fit :data:`EDGE_CHUNK` (edges must be sorted by centre, as graphs are)."""
-        n_atoms, n_edges = species.shape[0], centers.shape[0]
+        whose edges fit :data:`EDGE_CHUNK`."""
+        species, vectors = inputs.species, inputs.vectors.detach()
+        n_atoms = species.shape[0]
+        edges = self._prepare(inputs)
+        n_edges = edges.r.shape[0]
         energies = vectors.new_zeros(n_atoms)
         grads = vectors.new_zeros((n_edges, 3))
-        if n_edges and bool((centers[1:] < centers[:-1]).any()):
-            raise ValueError("edges must be sorted by centre (as acepy graphs are)")
-        counts = torch.bincount(centers, minlength=n_atoms)
-        offsets = torch.zeros(n_atoms + 1, dtype=torch.long, device=centers.device)
-        offsets[1:] = torch.cumsum(counts, 0)
+        offsets = edges.offsets.cpu().numpy()  # chunk boundaries on the host, read once
         # as many chunks as EDGE_CHUNK needs, of even size (no small last chunk paying the per-chunk cost)
         n_chunks = max(1, -(-n_edges // EDGE_CHUNK))
-        bounds = _chunk_bounds(offsets.cpu().numpy(), -(-n_edges // n_chunks) if n_edges else EDGE_CHUNK)
+        bounds = _chunk_bounds(offsets, -(-n_edges // n_chunks) if n_edges else EDGE_CHUNK)
         for a0, a1 in zip(bounds[:-1], bounds[1:]):
             e0, e1 = int(offsets[a0]), int(offsets[a1])
-            e_chunk, g_chunk = self._fast_chunk(species, a0, a1, centers[e0:e1] - a0, neighbors[e0:e1],
-                                                vectors[e0:e1], backend)
-            energies[a0:a1] = e_chunk
-            grads[e0:e1] = g_chunk
-        return energies, grads
+            energies[a0:a1], grads[e0:e1] = self._fast_chunk(species[a0:a1], edges.slice(a0, a1, e0, e1), backend)
+        if edges.kept is None:
+            return energies, grads
+        out = vectors.new_zeros(vectors.shape)
+        out[edges.kept] = grads
+        return energies, out
 
-    def _fast_chunk(self, species_all, a0, a1, centers, neighbors, vectors, backend):
-        species = species_all[a0:a1]
-        n_atoms = a1 - a0
-        edges = self._edges(species, species_all, centers, neighbors, vectors, backend, first_atom=a0)
-        rho, a1_base, core, a_re, a_im = self._densities(species, edges, backend)
+    def _fast_chunk(self, species, edges: _Edges, backend):
+        n_atoms = species.shape[0]
+        rad = self.radial.evaluate(edges.r, edges.mu_i, edges.mu_j, backend=backend, check=False)
+        rho, a1_base, core, a_re, a_im = self._densities(species, edges, rad, backend)
         if self.inner_cutoff_type == "zbl":
             f_zbl, df_zbl, zbl_edge = self._zbl_switch(n_atoms, edges)
         else:
@@ -332,23 +327,18 @@ class ACE:
         # radial-only terms: dE/dA1 (rank 1) . dg_k/dr, dE/drho_core . dcr/dr, the zbl switch
         d_a1 = torch.einsum("ip,ikp->ik", d_rho, self._rank1[species]).reshape(n_atoms * self.nelements, self.nradbase)
         rows = edges.centers * self.nelements + edges.mu_j
-        radial_scalar = (d_a1[rows] * edges.rad.dgk).sum(1) + d_core[edges.centers] * edges.rad.dcr
+        radial_scalar = (d_a1[rows] * rad.dgk).sum(1) + d_core[edges.centers] * rad.dcr
         if zbl_edge is not None:
             has = zbl_edge >= 0
             radial_scalar = radial_scalar.index_add(0, zbl_edge[has], (d_f * df_zbl)[has])
         g = radial_scalar[:, None] * edges.vectors / edges.r[:, None]
         if a_re is not None:
-            ga_re, ga_im = product_basis_adjoint(a_re, a_im, species, self._group_offsets, self._codes, self._coeff,
-                                                 d_rho, backend=backend)
+            ga_re, ga_im = product_basis_adjoint(a_re, a_im, species, self.plan, d_rho, backend=backend, check=False)
             shape = (n_atoms, self.nelements, self.nradmax, self.n_half)
             g = g + atomic_base_edge_grads(ga_re.reshape(shape), ga_im.reshape(shape), edges.offsets, edges.mu_j,
-                                           edges.rad.rnl, edges.rad.drnl, None, None, None, None, edges.vectors,
-                                           backend=backend)
-        if edges.kept is None:
-            return energies, g
-        out = vectors.new_zeros(vectors.shape)
-        out[edges.kept] = g
-        return energies, out
+                                           rad.rnl, rad.drnl, None, None, None, None, edges.vectors,
+                                           backend=backend, check=False)
+        return energies, g
 
 
 def _chunk_bounds(offsets: np.ndarray, max_edges: int) -> list[int]:

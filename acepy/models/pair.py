@@ -51,6 +51,8 @@ import torch
 from acepy.errors import PotentialFileError, TooCloseError
 from acepy.spec import PairTable, PairTableSection
 
+from .component import BatchGraph, Component
+
 __all__ = ["Pair", "LammpsSplineTable", "lammps_spline_table", "nr_spline", "nr_splint"]
 
 STYLES = ("spline",)
@@ -256,7 +258,7 @@ class _TableEnergy(torch.autograd.Function):
         return grad * (-0.5) * ctx.tables.fpair(rsq, ctx.sec), None, None
 
 
-class Pair:
+class Pair(Component):
     """LAMMPS ``pair_style table spline N`` from a pair table file, one section per element pair.
 
     ``elements`` is the species order of the stack (index = species). Each unordered pair gets
@@ -326,27 +328,26 @@ class Pair:
                 "'Pair distance < table inner cutoff')")
         return keep, sec, rsq
 
-    def site_energies(self, species: torch.Tensor, centers: torch.Tensor, neighbors: torch.Tensor,
-                      vectors: torch.Tensor, backend: str | None = "torch") -> torch.Tensor:
-        """E_i = 1/2 sum_j V(r_ij) (N,): plain torch, differentiable twice w.r.t. ``vectors``.
+    def site_energies(self, inputs: BatchGraph, backend: str | None = "torch") -> torch.Tensor:
+        """E_i = 1/2 sum_j V(r_ij) (N,): plain torch, differentiable twice w.r.t. ``inputs.vectors``.
 
         The first derivative is LAMMPS's force spline, the second its derivative (see module doc).
         """
-        keep, sec, rsq = self._edges(species, centers, neighbors, vectors)
+        species, centers = inputs.species, inputs.centers
+        keep, sec, rsq = self._edges(species, centers, inputs.neighbors, inputs.vectors)
         v = _TableEnergy.apply(rsq, self._tables, sec)
         energies = torch.zeros(species.shape[0], dtype=v.dtype, device=v.device)
         return energies.index_add(0, centers[keep], 0.5 * v)
 
     @torch.no_grad()
-    def energies_and_edge_grads(self, species: torch.Tensor, centers: torch.Tensor, neighbors: torch.Tensor,
-                                vectors: torch.Tensor, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def energies_and_edge_grads(self, inputs: BatchGraph, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-atom energies (N,) and per-edge gradients g_ij = dE/dr_ij = -fpair/2 r_ij (E, 3).
 
         Vectorised torch without autograd, O(E), on whatever device the tensors live (the
         ``backend`` choice does not change this component's arithmetic).
         """
-        vectors = vectors.detach()
-        keep, sec, rsq = self._edges(species, centers, neighbors, vectors)
+        species, centers, vectors = inputs.species, inputs.centers, inputs.vectors.detach()
+        keep, sec, rsq = self._edges(species, centers, inputs.neighbors, vectors)
         flat, a, b = self._tables.bins(rsq, sec)
         v = self._tables.cubic(self._tables.e, self._tables.e2, flat, a, b, sec)
         fpair = self._tables.cubic(self._tables.f, self._tables.f2, flat, a, b, sec)

@@ -1,19 +1,22 @@
 """A stack of components summed into energies, forces and stresses for a batch of structures.
 
-Each graph component returns per-atom energies from the edges of its graph; the per-edge
-gradients g_ij = dE/dr_ij of the components sharing a graph are summed and go through one scatter
-per graph into forces (F_i += g, F_j -= g)
-and virials (-sum r (x) g), and stress = -virial / volume (ACE_SPEC.md 2.13, DESIGN.md).
+Every component receives one :class:`~acepy.models.component.BatchGraph` (the batch, the species
+of its atoms, and the graph at the component's cutoff with its edge vectors; DESIGN.md "The
+component contract"). The stack owns the species map (its ``elements``) and the per-cutoff graph
+cache (one neighbour search per geometry, a filtered view per smaller cutoff).
 
-Two paths (DESIGN.md): with ``backend="torch"`` every component runs the exact path (torch
-reference kernels, per-edge gradients by autograd on the edge vectors, twice differentiable); with
-Numba (CPU) or Triton (CUDA) every component runs its fast path, ``energies_and_edge_grads``,
-which returns per-atom energies and per-edge gradients without autograd. ``backend=None`` picks
-by device (``resolve_backend``).
+Two paths (DESIGN.md "Fast path and exact path"):
 
-A component has ``cutoff`` (``None``: it needs no graph, like the one-body term) and, when it
-has a cutoff, ``site_energies(species, centers, neighbors, vectors, backend)`` (exact) and
-``energies_and_edge_grads(species, centers, neighbors, vectors, backend)`` (fast).
+- :meth:`Stack.energy`: the total energy per structure on the exact path (torch reference
+  kernels), differentiable in positions and cell, twice. Forces, stress, Hessians are its
+  derivatives.
+- :meth:`Stack.evaluate`: energies, forces and stresses. With Numba (CPU) or Triton (CUDA) every
+  graph component runs its fast path, ``energies_and_edge_grads``, without autograd; the per-edge
+  gradients g_ij = dE/dr_ij of the components sharing a graph are summed and go through one
+  scatter per graph into forces (F_i += g, F_j -= g) and virials (-sum r (x) g), and
+  stress = -virial / volume (ACE_SPEC.md 2.13). With ``backend="torch"`` every component runs the
+  exact path and the per-edge gradients come from autograd. Structure-level components
+  (``structure_energies``) are differentiated by autograd on either path.
 """
 
 from __future__ import annotations
@@ -28,88 +31,208 @@ from acepy.batch import Batch, batch_from_atoms
 from acepy.graph import GraphCache, edge_vectors
 from acepy.kernels import resolve_backend, scatter_forces_virials
 
+from .component import BatchGraph
+
 
 class Stack:
-    """Sum of components sharing one species map and one per-cutoff graph cache."""
+    """Sum of components sharing one species map and one per-cutoff graph cache.
+
+    ``elements`` is the species order (species index = position in the list); every component
+    that was built for a species order (``component.elements`` not None) must use the same one.
+    Every component must have the stack's ``dtype`` and ``device``. ``num_threads`` is the CPU
+    thread count of the Numba kernels for this model's calls (None: acepy's default, see
+    :func:`acepy.kernels.default_num_threads`).
+    """
 
     def __init__(self, components: Sequence, elements: Sequence[str], dtype=torch.float64, device="cpu",
-                 backend: str | None = None, skin: float = 0.0):
+                 backend: str | None = None, skin: float = 0.0, num_threads: int | None = None):
+        from ase.data import atomic_numbers
+
         self.components = list(components)
         self.elements = list(elements)
         self.dtype = dtype
         self.device = torch.device(device)
         self.backend = resolve_backend(backend, self.device)
+        self.num_threads = _check_threads(num_threads)
+        self.load_options: dict | None = None  # what acepy.load was given (set there)
+        for k, comp in enumerate(self.components):
+            name = f"component {k} ({type(comp).__name__})"
+            if getattr(comp, "dtype", dtype) != dtype:
+                raise ValueError(f"{name} has dtype {comp.dtype}, the stack {dtype}: build every component "
+                                 "with the same dtype")
+            if torch.device(getattr(comp, "device", self.device)) != self.device:
+                raise ValueError(f"{name} lives on {comp.device}, the stack on {self.device}: build every "
+                                 "component on the same device")
+            own = getattr(comp, "elements", None)
+            if own is not None and list(own) != self.elements:
+                raise ValueError(f"{name} was built for the elements {list(own)}, the stack has {self.elements}: "
+                                 "one species order for every component")
+        bad = [el for el in self.elements if el not in atomic_numbers]
+        if bad:
+            raise ValueError(f"unknown element symbol(s) {bad} in the stack's elements {self.elements}")
+        table = torch.full((119,), -1, dtype=torch.long)
+        for mu, el in enumerate(self.elements):
+            table[atomic_numbers[el]] = mu
+        self._species_table = table.to(self.device)
         self.graph_cache = GraphCache([c.cutoff for c in self.components], skin=skin)
-        self._species_map = next((c for c in self.components if hasattr(c, "species_of")), None)
 
     @property
     def cutoff(self) -> float:
         cuts = [c.cutoff for c in self.components if c.cutoff is not None]
         return max(cuts) if cuts else 0.0
 
-    def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
-        return self._species_map.species_of(numbers)
+    def __repr__(self) -> str:
+        from .summary import stack_repr
 
+        return stack_repr(self)
+
+    def summary(self) -> str:
+        """A readable multi-line description: elements, components, cutoffs, backend, dtype, ..."""
+        from .summary import stack_summary
+
+        return stack_summary(self)
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
+        """Species index of every atom; an element the stack lacks raises, naming the atom."""
+        from ase.data import chemical_symbols
+
+        if numbers.numel() and (int(numbers.min()) < 0 or int(numbers.max()) > 118):
+            raise ValueError(f"atomic numbers must lie in 0..118, got {numbers.tolist()}")
+        species = self._species_table[numbers]
+        bad = species < 0
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0])
+            raise ValueError(
+                f"atom {i} is {chemical_symbols[int(numbers[i])]}, which the potential does not have "
+                f"(elements {self.elements})"
+            )
+        return species
+
+    def _batch(self, structures) -> Batch:
+        batch = structures if isinstance(structures, Batch) else batch_from_atoms(
+            structures, self.device, self.dtype, charges=self._needs("charges"))
+        batch = batch.to(self.device, self.dtype)
+        for comp in self.components:
+            for name in getattr(comp, "per_atom_data", ()):
+                if getattr(batch, name, None) is None:
+                    raise ValueError(f"{type(comp).__name__} needs per-atom {name}; the batch has none (build it "
+                                     f"with acepy.batch_from_atoms(..., {name}=True))")
+        return batch
+
+    def _needs(self, name: str) -> bool:
+        return any(name in getattr(c, "per_atom_data", ()) for c in self.components)
+
+    def _threads(self, num_threads: int | None):
+        """The thread scope of one call: the call's count, else the model's, else acepy's default."""
+        n = _check_threads(num_threads) if num_threads is not None else self.num_threads
+        if n is None or self.device.type != "cpu":
+            return contextlib.nullcontext()
+        from acepy.kernels.threads import num_threads as scope
+
+        return scope(n)
+
+    # ---- the exact path -----------------------------------------------------------------------
+    def energy(self, structures) -> torch.Tensor:
+        """Total energy per structure ``(B,)`` on the exact path (torch reference kernels).
+
+        Differentiable (twice) in ``batch.positions`` and ``batch.cell``: give a :class:`Batch`
+        whose tensors require grad (``batch.requires_grad_()``) and take forces, stress, Hessians
+        from autograd. ``evaluate`` gives the same forces and stress to rounding.
+        """
+        batch = self._batch(structures)
+        species = self.species_of(batch.numbers)
+        graphs = self.graph_cache.graphs(batch)
+        shared: dict[float, BatchGraph] = {}
+        energies = batch.positions.new_zeros(batch.n_atoms)
+        energy = batch.positions.new_zeros(batch.n_systems)
+        for comp in self.components:
+            inputs = self._inputs(batch, species, graphs, comp.cutoff, shared, detach=False)
+            if comp.is_structure_level:
+                energy = energy + comp.structure_energies(inputs)
+            else:
+                energies = energies + comp.site_energies(inputs, backend="torch")
+        return energy.index_add(0, batch.system_idx, energies)
+
+    @staticmethod
+    def _inputs(batch, species, graphs, cutoff, shared: dict, detach: bool) -> BatchGraph:
+        """The BatchGraph of a cutoff, made once per cutoff and shared by its components."""
+        if cutoff is None:
+            return BatchGraph(batch, species)
+        if cutoff not in shared:
+            graph = graphs[cutoff]
+            vectors = edge_vectors(batch.positions, batch.cell, graph)
+            shared[cutoff] = BatchGraph(batch, species, graph, vectors.detach() if detach else vectors)
+        return shared[cutoff]
+
+    # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(self, structures, compute_forces: bool = True, compute_stress: bool | None = None,
-                 timings: dict | None = None) -> dict:
+                 timings: dict | None = None, num_threads: int | None = None) -> dict:
         """Energies, forces and stresses of one ``ase.Atoms``, a list of them, or a :class:`Batch`.
 
-        Returns a dict of tensors: ``energy (B,)``, ``energies (N,)``, ``forces (N, 3)``,
-        ``virials (B, 3, 3)``, ``stress (B, 3, 3)`` (ASE sign) and ``system_idx (N,)``. Stress is
-        computed when every structure has a cell of non-zero volume (``compute_stress=None``), or
-        on request, which raises for a structure without one.
+        Returns a dict of tensors in the model's dtype: ``energy (B,)``, ``energies (N,)``,
+        ``forces (N, 3)``, ``virials (B, 3, 3)``, ``stress (B, 3, 3)`` (ASE sign) and
+        ``system_idx (N,)``. Stress is computed with the forces when every structure has a cell of
+        non-zero volume (``compute_stress=None``), or on request, which raises for a structure
+        without one; ``compute_forces=False`` with the default computes energies only (no
+        adjoint pass).
 
         ``timings``: a dict that receives the seconds spent in each phase (``neighbours``, one entry
         per component class, ``scatter``), synchronising the GPU around each phase (for profiling).
+        ``num_threads``: the CPU thread count of this call (default: the model's).
         """
+        with self._threads(num_threads):
+            return self._evaluate(structures, compute_forces, compute_stress, timings)
+
+    def _evaluate(self, structures, compute_forces, compute_stress, timings) -> dict:
         clock = _Clock(timings, self.device)
-        batch = structures if isinstance(structures, Batch) else batch_from_atoms(structures, self.device, self.dtype)
-        batch = batch.to(self.device, self.dtype)
+        batch = self._batch(structures)
         volumes = batch.volumes()
         if compute_stress is None:
-            compute_stress = bool((volumes > 0).all()) and batch.n_systems > 0
+            compute_stress = compute_forces and batch.n_systems > 0 and bool((volumes > 0).all())
         elif compute_stress and bool((volumes <= 0).any()):
             b = int(torch.nonzero(volumes <= 0)[0])
             raise ValueError(f"structure {b}: stress needs a cell of non-zero volume")
         species = self.species_of(batch.numbers)
         n, b = batch.n_atoms, batch.n_systems
         energies = torch.zeros(n, dtype=self.dtype, device=self.device)
+        energy = torch.zeros(b, dtype=self.dtype, device=self.device)
         forces = torch.zeros((n, 3), dtype=self.dtype, device=self.device)
         virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
         with clock("neighbours"):
             graphs = self.graph_cache.graphs(batch)
-        need_grad = compute_forces or compute_stress
-        per_graph: dict = {}  # cutoff -> [vectors, summed edge gradients]: one scatter per graph
+        need_grad = bool(compute_forces or compute_stress)
+        shared: dict[float, BatchGraph] = {}
+        summed: dict[float, torch.Tensor] = {}  # cutoff -> summed edge gradients: one scatter per graph
         for comp in self.components:
             name = type(comp).__name__.lower()
-            if comp.cutoff is None:
-                with clock(name):
-                    energies = energies + comp.site_energies(species)
-                continue
-            graph = graphs[comp.cutoff]
             with clock(name):
-                if comp.cutoff not in per_graph:
-                    per_graph[comp.cutoff] = [edge_vectors(batch.positions, batch.cell, graph).detach(), None]
-                entry = per_graph[comp.cutoff]
-                if self.backend == "torch":
-                    e_i, g = self._exact(comp, species, graph, entry[0], need_grad)
+                if comp.is_structure_level:
+                    e_b, f, v = _structure_term(comp, batch, species, need_grad)
+                    energy = energy + e_b
+                    if f is not None:
+                        forces, virials = forces + f, virials + v
+                    continue
+                inputs = self._inputs(batch, species, graphs, comp.cutoff, shared, detach=True)
+                if comp.cutoff is None:
+                    e_i, g = comp.site_energies(inputs, backend=self.backend), None
+                elif self.backend == "torch":
+                    e_i, g = _exact_edge_grads(comp, inputs, need_grad)
                 elif not need_grad:  # energies only: the forward pass on the fast kernels, no adjoint
-                    e_i, g = comp.site_energies(species, graph.centers, graph.neighbors, entry[0],
-                                                backend=self.backend), None
+                    e_i, g = comp.site_energies(inputs, backend=self.backend), None
                 else:
-                    e_i, g = comp.energies_and_edge_grads(species, graph.centers, graph.neighbors, entry[0],
-                                                          backend=self.backend)
+                    e_i, g = comp.energies_and_edge_grads(inputs, backend=self.backend)
                 energies = energies + e_i.detach()
                 if g is not None:
-                    entry[1] = g if entry[1] is None else entry[1] + g
+                    summed[comp.cutoff] = g if comp.cutoff not in summed else summed[comp.cutoff] + g
         if need_grad:
             with clock("scatter"):
-                for cutoff, (vectors, g) in per_graph.items():
-                    graph = graphs[cutoff]
-                    f, v = scatter_forces_virials(g, vectors, graph.centers, graph.neighbors, graph.edge_system,
-                                                  n, b, backend=self.backend)
+                for cutoff, g in summed.items():
+                    inputs = shared[cutoff]
+                    f, v = scatter_forces_virials(g, inputs.vectors, inputs.centers, inputs.neighbors,
+                                                  inputs.edge_system, n, b, backend=self.backend)
                     forces, virials = forces + f, virials + v
-        energy = torch.zeros(b, dtype=self.dtype, device=self.device).index_add(0, batch.system_idx, energies)
+        energy = energy.index_add(0, batch.system_idx, energies)
         out = {"energy": energy, "energies": energies, "system_idx": batch.system_idx}
         if compute_forces:
             out["forces"] = forces
@@ -118,16 +241,47 @@ class Stack:
             out["stress"] = -virials / volumes.reshape(-1, 1, 1)
         return out
 
-    def _exact(self, comp, species, graph, vectors, need_grad):
-        """Site energies on the torch reference and per-edge gradients by autograd."""
-        vectors = vectors.detach().requires_grad_(need_grad)
-        with torch.enable_grad():
-            e_i = comp.site_energies(species, graph.centers, graph.neighbors, vectors, backend="torch")
-            if need_grad and vectors.shape[0] > 0 and e_i.requires_grad:
-                (g,) = torch.autograd.grad(e_i.sum(), vectors)
-            else:
-                g = torch.zeros_like(vectors)
-        return e_i.detach(), g
+
+def _exact_edge_grads(comp, inputs: BatchGraph, need_grad: bool):
+    """Site energies on the torch reference and per-edge gradients by autograd."""
+    vectors = inputs.vectors.detach().requires_grad_(need_grad)
+    local = BatchGraph(inputs.batch, inputs.species, inputs.graph, vectors)
+    with torch.enable_grad():
+        e_i = comp.site_energies(local, backend="torch")
+        if need_grad and vectors.shape[0] > 0 and e_i.requires_grad:
+            (g,) = torch.autograd.grad(e_i.sum(), vectors)
+        else:
+            g = torch.zeros_like(vectors)
+    return e_i.detach(), g
+
+
+def _structure_term(comp, batch: Batch, species, need_grad: bool):
+    """A structure-level component's energies (B,) and, by autograd in positions and cell, its
+    forces (N, 3) and virials (B, 3, 3) in the stack's convention (stress = -virial / V)."""
+    positions = batch.positions.detach().requires_grad_(need_grad)
+    cell = batch.cell.detach().requires_grad_(need_grad)
+    local = Batch(positions=positions, numbers=batch.numbers, cell=cell, pbc=batch.pbc,
+                  system_idx=batch.system_idx, charges=batch.charges)
+    with torch.enable_grad():
+        e_b = comp.structure_energies(BatchGraph(local, species))
+        if not (need_grad and e_b.requires_grad):
+            return e_b.detach(), None, None
+        gx, gc = torch.autograd.grad(e_b.sum(), (positions, cell), allow_unused=True)
+    gx = torch.zeros_like(positions) if gx is None else gx
+    gc = torch.zeros_like(cell) if gc is None else gc
+    # dE/d(strain) = sum_i x_i (x) dE/dx_i + cell^T dE/dcell (rows of cell are vectors); virial = -that
+    outer = torch.einsum("ia,ib->iab", positions.detach(), gx)
+    strain = outer.new_zeros((batch.n_systems, 3, 3)).index_add(0, batch.system_idx, outer)
+    strain = strain + cell.detach().transpose(1, 2) @ gc
+    return e_b.detach(), -gx, -strain
+
+
+def _check_threads(n):
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_threads must be a positive integer or None, got {n!r}")
+    return n
 
 
 class _Clock:
