@@ -134,8 +134,10 @@ def _calibration_structures(elements: list[str]):
 
 def _per_atom(gb: GeneratedBasis, coefficients, structures) -> np.ndarray:
     """Per-atom values of the linear density made of ``coefficients`` (one column)."""
-    from acepy.io.yace_writer import write_yace
-    from acepy.loading import load
+    from acepy.io import read_yace, write_yace
+    from acepy.models.ace import ACE
+    from acepy.models.onebody import OneBody
+    from acepy.models.stack import Stack
 
     lin = Embedding(ndensity=1, fs_parameters=np.array([1.0, 1.0]), npoti="FinnisSinclairShiftedScaled",
                     rho_core_cutoff=100000.0, drho_core_cutoff=250.0)
@@ -146,7 +148,8 @@ def _per_atom(gb: GeneratedBasis, coefficients, structures) -> np.ndarray:
     spec.bonds = {k: dataclasses.replace(b, prehc=0.0) for k, b in spec.bonds.items()}
     with tempfile.TemporaryDirectory() as tmp:
         path = write_yace(spec, Path(tmp) / "trial.yace")
-        model = load(path, backend="torch")
+        spec = read_yace(path)  # through the file, as acepy.load would read it
+        model = Stack([OneBody(spec.E0, spec.elements), ACE(spec)], spec.elements, backend="torch")
         out = model.evaluate(structures, compute_forces=False, compute_stress=False)
     return out["energies"].numpy()
 
