@@ -14,7 +14,7 @@ from .backend import (
 )
 from .atomic_base import atomic_base, atomic_base_edge_grads
 from .chebyshev import chebyshev
-from .product_basis import encode_factor, product_basis, product_basis_adjoint
+from .product_basis import ProductBasisPlan, encode_factor, product_basis, product_basis_adjoint
 from .scatter import scatter_forces_virials, stress_from_virials
 from .segment import segment_sum
 from .sph_harm import lm_index, n_lm, spherical_harmonics
@@ -23,6 +23,7 @@ from .spline import SplineGrid, SplineRangeError, SplineTable, build_spline_tabl
 __all__ = [
     "BACKENDS",
     "BackendUnavailableError",
+    "ProductBasisPlan",
     "SplineGrid",
     "SplineRangeError",
     "SplineTable",

@@ -25,116 +25,127 @@ from __future__ import annotations
 
 import torch
 
-from .backend import check_same_device, implementation, resolve_backend
+from .backend import check_offsets, check_range, prepare
+
+# the model's R_nl (and dR_nl/dr) are column slices of one spline evaluation: the Numba kernels
+# read them as strided views, which costs less than a contiguous copy (see backend.prepare)
+_STRIDED = ("radial", "dradial")
 
 
-def _harmonics(y_re, y_im, vectors, lmax, gradients, backend):
-    """The harmonics as given, or from ``vectors`` (``None`` where the Numba kernels fuse them)."""
-    if (y_re is None) != (y_im is None):
-        raise ValueError("give both y_re and y_im, or neither (then they come from vectors)")
-    if y_re is not None:
-        return None
-    if vectors is None:
-        raise ValueError("without y_re / y_im, the harmonics need the edge vectors (vectors=...)")
-    if backend == "numba":
+def _harmonics(call, lmax, gradients):
+    """The harmonics of ``call.vectors`` for the backends that do not fuse them (Numba does,
+    per block of edges inside its kernels: then ``None``)."""
+    if call.backend == "numba":
         return (None,) * 4
     from .sph_harm import spherical_harmonics
 
-    return spherical_harmonics(vectors, lmax, gradients=gradients, backend=backend)
+    return spherical_harmonics(call.vectors, lmax, gradients=gradients, backend=call.backend)
 
 
-def _check_common(radial, y_re, y_im, offsets, nbr_species):
+def _check_shapes(fn, call):
+    """Shape checks common to both directions; returns ``(E, H)``."""
+    radial, offsets = call.radial, call.offsets
     if radial.ndim != 3:
-        raise ValueError(f"radial must be (E, nrad, lmax+1), got {tuple(radial.shape)}")
+        raise ValueError(f"{fn}: radial must be (E, nrad, lmax+1), got {tuple(radial.shape)}")
     e, _, l1 = radial.shape
     h = l1 * (l1 + 1) // 2
-    for name, t in (("y_re", y_re), ("y_im", y_im)):
-        if t is None:
-            continue
-        if tuple(t.shape) != (e, h):
-            raise ValueError(f"{name} must be (E, (lmax+1)(lmax+2)/2) = {(e, h)}, got {tuple(t.shape)}")
-    if nbr_species.shape != (e,):
-        raise ValueError(f"nbr_species must be (E,) = ({e},), got {tuple(nbr_species.shape)}")
+    for name in ("y_re", "y_im"):
+        t = call.tensors[name]
+        if t is not None and tuple(t.shape) != (e, h):
+            raise ValueError(f"{fn}: {name} must be (E, (lmax+1)(lmax+2)/2) = {(e, h)}, got {tuple(t.shape)}")
+    if call.nbr_species.shape != (e,):
+        raise ValueError(f"{fn}: nbr_species must be (E,) = ({e},), got {tuple(call.nbr_species.shape)}")
     if offsets.ndim != 1 or offsets.shape[0] < 1:
-        raise ValueError(f"offsets must be (N+1,), got {tuple(offsets.shape)}")
-    if int(offsets[0]) != 0 or int(offsets[-1]) != e or bool((offsets[1:] < offsets[:-1]).any()):
-        raise ValueError(f"offsets must start at 0, be non-decreasing and end at E={e}")
+        raise ValueError(f"{fn}: offsets must be (N+1,), got {tuple(offsets.shape)}")
+    vectors = call.vectors
+    if vectors is not None and tuple(vectors.shape) != (e, 3):
+        raise ValueError(f"{fn}: vectors must be ({e}, 3), got {tuple(vectors.shape)}")
     return e, h
+
+
+def _check_values(fn, call, nspecies):
+    e = call.radial.shape[0]
+    check_offsets(fn, "offsets", call.offsets, e)
+    check_range(fn, "nbr_species", call.nbr_species, nspecies)
 
 
 def atomic_base(radial: torch.Tensor, y_re: torch.Tensor | None, y_im: torch.Tensor | None, offsets: torch.Tensor,
                 nbr_species: torch.Tensor, nspecies: int, backend: str | None = None,
-                vectors: torch.Tensor | None = None):
+                vectors: torch.Tensor | None = None, check: bool = True):
     """``(a_re, a_im)``, each ``(N, nspecies, nrad, H)``: the atomic base of every atom.
 
     ``radial (E, nrad, lmax+1)`` R_nl per edge, ``y_re / y_im (E, H)`` the m >= 0 harmonics,
     ``offsets (N+1,)`` CSR of the edges by centre, ``nbr_species (E,)`` in ``0..nspecies-1``;
     ``y_re = y_im = None`` with ``vectors (E, 3)``: the harmonics come from the vectors.
+    ``check=False`` skips the value checks (the offsets and the range of ``nbr_species``): no host
+    sync; the caller vouches for them.
     """
-    device = check_same_device(*(t for t in (radial, y_re, y_im, offsets, nbr_species, vectors) if t is not None))
-    name = resolve_backend(backend, device)
-    offsets, nbr_species = offsets.long(), nbr_species.long()
-    e, h = _check_common(radial, y_re, y_im, offsets, nbr_species)
-    if vectors is not None and tuple(vectors.shape) != (e, 3):
-        raise ValueError(f"vectors must be ({e}, 3), got {tuple(vectors.shape)}")
+    fn = "atomic_base"
+    if (y_re is None) != (y_im is None):
+        raise ValueError(f"{fn}: give both y_re and y_im, or neither (then they come from vectors)")
+    if y_re is None and vectors is None:
+        raise ValueError(f"{fn}: without y_re / y_im, the harmonics need the edge vectors (vectors=...)")
+    call = prepare(fn, "atomic_base", backend,
+                   floats={"radial": radial, "y_re": y_re, "y_im": y_im, "vectors": vectors},
+                   indices={"offsets": offsets, "nbr_species": nbr_species}, numba_views=_STRIDED)
+    e, h = _check_shapes(fn, call)
+    nspecies = int(nspecies)
+    if check:
+        _check_values(fn, call, nspecies)
+    radial, offsets, nbr_species = call.radial, call.offsets, call.nbr_species
     n, nrad = offsets.shape[0] - 1, radial.shape[1]
-    if e and (int(nbr_species.min()) < 0 or int(nbr_species.max()) >= nspecies):
-        raise IndexError(f"nbr_species must lie in 0..{nspecies - 1}")
     if n == 0 or e == 0 or nrad == 0:
-        z = radial.new_zeros((n, nspecies, nrad, h))
+        z = call.zeros((n, nspecies, nrad, h))
         return z, z.clone()
-    computed = _harmonics(y_re, y_im, vectors, radial.shape[2] - 1, False, name)
-    if computed is not None:
-        y_re, y_im = computed[0], computed[1]
-    impl = implementation(name, "atomic_base")
-    c = lambda t: None if t is None else t.contiguous()  # noqa: E731
-    # Numba reads strided views as they are (the model's R_nl is a column slice of one spline
-    # evaluation): a copy would cost more than the strided reads
-    cr = (lambda t: t) if name == "numba" else c  # noqa: E731
-    if y_re is None:
-        return impl.atomic_base(cr(radial), None, None, c(offsets), c(nbr_species), int(nspecies), vectors=c(vectors))
-    return impl.atomic_base(cr(radial), c(y_re), c(y_im), c(offsets), c(nbr_species), int(nspecies))
+    if call.y_re is None:
+        y_re, y_im, _, _ = _harmonics(call, radial.shape[2] - 1, False)
+        if y_re is None:  # Numba: fused
+            return call.impl.atomic_base(radial, None, None, offsets, nbr_species, nspecies, vectors=call.vectors)
+        return call.impl.atomic_base(radial, y_re, y_im, offsets, nbr_species, nspecies)
+    return call.impl.atomic_base(radial, call.y_re, call.y_im, offsets, nbr_species, nspecies)
 
 
 def atomic_base_edge_grads(ga_re: torch.Tensor, ga_im: torch.Tensor, offsets: torch.Tensor,
                            nbr_species: torch.Tensor, radial: torch.Tensor, dradial: torch.Tensor,
                            y_re: torch.Tensor | None, y_im: torch.Tensor | None, dy_re: torch.Tensor | None,
                            dy_im: torch.Tensor | None, vectors: torch.Tensor,
-                           backend: str | None = None) -> torch.Tensor:
+                           backend: str | None = None, check: bool = True) -> torch.Tensor:
     """Per-edge gradients ``(E, 3)`` of ``E = sum ga . A`` (the adjoint of :func:`atomic_base`).
 
     ``ga_re / ga_im (N, nspecies, nrad, H)``, ``dradial`` = dR/dr like ``radial``, ``dy_re / dy_im
     (E, H, 3)`` the Cartesian gradients of the harmonics (all four ``None``: computed from the
-    vectors), ``vectors (E, 3)`` the edge vectors.
+    vectors), ``vectors (E, 3)`` the edge vectors. ``check=False`` skips the same value checks as
+    :func:`atomic_base`.
     """
+    fn = "atomic_base_edge_grads"
     harmonics = (y_re, y_im, dy_re, dy_im)
     if any(t is None for t in harmonics) and not all(t is None for t in harmonics):
-        raise ValueError("give all of y_re, y_im, dy_re, dy_im, or none (then they come from vectors)")
-    device = check_same_device(*(t for t in (ga_re, ga_im, offsets, nbr_species, radial, dradial, vectors)
-                                 + harmonics if t is not None))
-    name = resolve_backend(backend, device)
-    offsets, nbr_species = offsets.long(), nbr_species.long()
-    e, h = _check_common(radial, y_re, y_im, offsets, nbr_species)
+        raise ValueError(f"{fn}: give all of y_re, y_im, dy_re, dy_im, or none (then they come from vectors)")
+    if vectors is None:
+        raise ValueError(f"{fn}: vectors (E, 3) are required")
+    call = prepare(fn, "atomic_base", backend,
+                   floats={"radial": radial, "dradial": dradial, "ga_re": ga_re, "ga_im": ga_im, "y_re": y_re,
+                           "y_im": y_im, "dy_re": dy_re, "dy_im": dy_im, "vectors": vectors},
+                   indices={"offsets": offsets, "nbr_species": nbr_species}, numba_views=_STRIDED)
+    e, h = _check_shapes(fn, call)
+    radial, offsets = call.radial, call.offsets
     n, nrad = offsets.shape[0] - 1, radial.shape[1]
-    if dradial.shape != radial.shape:
-        raise ValueError(f"dradial must be {tuple(radial.shape)}, got {tuple(dradial.shape)}")
-    for nm, t in (("dy_re", dy_re), ("dy_im", dy_im)):
+    if call.dradial.shape != radial.shape:
+        raise ValueError(f"{fn}: dradial must be {tuple(radial.shape)}, got {tuple(call.dradial.shape)}")
+    for name in ("dy_re", "dy_im"):
+        t = call.tensors[name]
         if t is not None and tuple(t.shape) != (e, h, 3):
-            raise ValueError(f"{nm} must be {(e, h, 3)}, got {tuple(t.shape)}")
-    if tuple(vectors.shape) != (e, 3):
-        raise ValueError(f"vectors must be ({e}, 3), got {tuple(vectors.shape)}")
+            raise ValueError(f"{fn}: {name} must be {(e, h, 3)}, got {tuple(t.shape)}")
+    ga_re, ga_im = call.ga_re, call.ga_im
     if ga_re.ndim != 4 or ga_re.shape[0] != n or tuple(ga_re.shape[2:]) != (nrad, h) or ga_im.shape != ga_re.shape:
-        raise ValueError(f"ga_re / ga_im must be (N={n}, nspecies, {nrad}, {h}), got {tuple(ga_re.shape)}, "
+        raise ValueError(f"{fn}: ga_re / ga_im must be (N={n}, nspecies, {nrad}, {h}), got {tuple(ga_re.shape)}, "
                          f"{tuple(ga_im.shape)}")
-    nspecies = ga_re.shape[1]
-    if e and (int(nbr_species.min()) < 0 or int(nbr_species.max()) >= nspecies):
-        raise IndexError(f"nbr_species must lie in 0..{nspecies - 1}")
+    if check:
+        _check_values(fn, call, ga_re.shape[1])
     if e == 0 or nrad == 0:
-        return vectors.new_zeros((e, 3))
-    if y_re is None:
-        y_re, y_im, dy_re, dy_im = _harmonics(None, None, vectors, radial.shape[2] - 1, True, name)
-    impl = implementation(name, "atomic_base")
-    c = lambda t: None if t is None else t.contiguous()  # noqa: E731
-    cr = (lambda t: t) if name == "numba" else c  # noqa: E731  (strided R_nl views: see atomic_base)
-    return impl.atomic_base_edge_grads(c(ga_re), c(ga_im), c(offsets), c(nbr_species), cr(radial), cr(dradial),
-                                       c(y_re), c(y_im), c(dy_re), c(dy_im), c(vectors))
+        return call.zeros((e, 3))
+    ys = (call.y_re, call.y_im, call.dy_re, call.dy_im)
+    if ys[0] is None:
+        ys = _harmonics(call, radial.shape[2] - 1, True)
+    return call.impl.atomic_base_edge_grads(ga_re, ga_im, offsets, call.nbr_species, radial, call.dradial, *ys,
+                                            call.vectors)

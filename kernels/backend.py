@@ -10,6 +10,11 @@ Every primitive has three implementations with one contract:
 ``backend=None`` picks from the environment variable ``ACEPY_BACKEND`` if it is set, else from the
 device of the tensors: CUDA goes to Triton, CPU to Numba. An explicit choice that cannot run raises
 :class:`BackendUnavailableError`; there is never a silent fallback.
+
+Every public kernel starts with :func:`prepare` (array-likes to tensors, dtype checks and casts,
+one device, the backend, the autograd guard of the compiled backends, contiguity), which reads no
+tensor values. The value checks (:func:`check_offsets`, :func:`check_range`) read values, so on a
+GPU they synchronise with the host: the kernels run them only with ``check=True``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import functools
 import importlib.util
 import os
 
+import numpy as np
 import torch
 
 BACKENDS = ("torch", "numba", "triton")
@@ -112,3 +118,170 @@ def implementation(backend: str, primitive: str):
     and Numba compiles (or loads its cache) only for the kernels in use.
     """
     return importlib.import_module(f"{__package__}.{_PACKAGES[backend]}.{primitive}")
+
+
+# ---- the dispatch prologue shared by every public kernel ---------------------------------------
+
+
+class KernelCall:
+    """What :func:`prepare` hands back: the backend that runs, its implementation module, the
+    device and compute dtype, and the converted tensors by argument name (``call.r``, ``call.offsets``).
+
+    ``impl`` imports the implementation on first use, so an early return (empty inputs) compiles
+    and imports nothing.
+    """
+
+    def __init__(self, fn: str, primitive: str, backend: str, device: torch.device, dtype, tensors: dict):
+        self.fn = fn
+        self.primitive = primitive
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+        self.tensors = tensors
+
+    @property
+    def impl(self):
+        return implementation(self.backend, self.primitive)
+
+    @property
+    def compiled(self) -> bool:
+        """True for the Numba and Triton kernels (not differentiable, contiguous inputs)."""
+        return self.backend != "torch"
+
+    def zeros(self, shape) -> torch.Tensor:
+        """A zero result of the compute dtype on the call's device (the empty-input answers)."""
+        return torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def __getattr__(self, name):
+        # only reached when ordinary lookup fails: the tensors by argument name
+        tensors = self.__dict__.get("tensors", {})
+        if name in tensors:
+            return tensors[name]
+        raise AttributeError(f"{self.__dict__.get('fn', 'KernelCall')} has no argument {name!r}")
+
+
+def is_integer_dtype(dtype: torch.dtype) -> bool:
+    """True for the dtypes an index may have (int8 ... int64, uint8; not bool)."""
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def as_tensor_arg(fn: str, name: str, x, device) -> torch.Tensor:
+    """``x`` as a tensor: tensors as they are, array-likes through ``torch.as_tensor`` on ``device``.
+
+    Lists and Python scalars go through numpy first, so that Python floats become float64 (the
+    project's default dtype) rather than torch's default float32.
+    """
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype == object:
+            raise TypeError(f"no numeric dtype (numpy made an object array of {type(x).__name__})")
+        return torch.as_tensor(x, device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{fn}: {name} must be a tensor or an array-like of numbers, got {type(x).__name__}: "
+                        f"{err}") from None
+
+
+def prepare(
+    fn: str,
+    primitive: str,
+    backend: str | None,
+    *,
+    floats: dict,
+    indices: dict | None = None,
+    fixed: dict | None = None,
+    one_d: tuple[str, ...] = (),
+    numba_views: tuple[str, ...] = (),
+) -> KernelCall:
+    """The prologue of every public kernel ``fn`` (implemented in ``<backend>/<primitive>.py``).
+
+    * ``floats``: floating arguments (``None`` passes through). Array-likes become tensors; an
+      integer, bool or complex dtype raises ``TypeError`` naming the argument. All are cast to the
+      dtype of the first one, the compute dtype (a no-op when it matches).
+    * ``indices``: index arguments. Array-likes become tensors; a non-integer dtype raises
+      ``TypeError``; they are cast to int64 (a no-op for int64).
+    * ``fixed``: tensors the kernel library built itself (a spline table's ``rscale``, a plan's
+      codes): device and autograd checks only, no conversion or cast.
+    * ``one_d``: arguments that are ``(E,)`` vectors, where a scalar means one element.
+    * ``numba_views``: arguments the Numba kernels read as strided views (no contiguous copy).
+
+    Then: one common device (array-likes are placed on the device of the tensor arguments),
+    the backend from :func:`resolve_backend`, and for the compiled backends: tensors that require
+    grad are refused while autograd is on (the kernels are not differentiable) and detached under
+    ``torch.no_grad()``, and every tensor is made contiguous (a no-op when it is). Reads no tensor
+    values: nothing here synchronises with a GPU.
+    """
+    indices = indices or {}
+    fixed = fixed or {}
+    given = [x for group in (floats, indices, fixed) for x in group.values() if isinstance(x, torch.Tensor)]
+    home = given[0].device if given else torch.device("cpu")
+    tensors: dict = {}
+    dtype = None
+    for name, x in floats.items():
+        if x is None:
+            tensors[name] = None
+            continue
+        t = as_tensor_arg(fn, name, x, home)
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"{fn}: {name} must be a floating-point tensor, got dtype {t.dtype}")
+        if name in one_d and t.ndim == 0:
+            t = t.reshape(1)
+        if dtype is None:
+            dtype = t.dtype
+        tensors[name] = t
+    for name, x in indices.items():
+        t = as_tensor_arg(fn, name, x, home)
+        if not is_integer_dtype(t.dtype):
+            raise TypeError(f"{fn}: {name} is an index argument and must be an integer tensor, got dtype {t.dtype}")
+        tensors[name] = t.reshape(1) if (name in one_d and t.ndim == 0) else t
+    tensors.update(fixed)
+    device = check_same_device(*(t for t in tensors.values() if t is not None))
+    chosen = resolve_backend(backend, device)
+    # (each conversion only where needed: this runs on every call, per chunk of atoms)
+    for key in floats:
+        t = tensors[key]
+        if t is not None and t.dtype != dtype:
+            tensors[key] = t.to(dtype)
+    for key in indices:
+        t = tensors[key]
+        if t.dtype != torch.int64:
+            tensors[key] = t.long()
+    if chosen != "torch":
+        for key, t in tensors.items():
+            if t is None:
+                continue
+            if t.requires_grad:
+                if torch.is_grad_enabled():
+                    raise BackendUnavailableError(
+                        f"{fn}: {key} requires grad, but the {chosen} kernels are not differentiable; use "
+                        f"backend='torch' (the exact path) for gradients, or detach the inputs"
+                    )
+                t = t.detach()  # under no_grad nothing would be recorded anyway: a view, no copy
+            # Numba reads strided views as they are (the model's R_nl is a column slice of one
+            # spline evaluation): a copy would cost more than the strided reads
+            if not (t.is_contiguous() or (chosen == "numba" and key in numba_views)):
+                t = t.contiguous()
+            tensors[key] = t
+    return KernelCall(fn, primitive, chosen, device, dtype, tensors)
+
+
+# ---- value checks (they read tensor values: a host sync on a GPU) ---------------------------------
+
+
+def check_offsets(fn: str, name: str, offsets: torch.Tensor, total: int, what: str = "E") -> None:
+    """CSR offsets start at 0, never decrease and end at ``total`` (``ValueError`` otherwise)."""
+    if int(offsets[0]) != 0 or int(offsets[-1]) != total or bool((offsets[1:] < offsets[:-1]).any()):
+        raise ValueError(f"{fn}: {name} must start at 0, be non-decreasing and end at {what}={total}")
+
+
+def check_range(fn: str, name: str, index: torch.Tensor, bound: int) -> None:
+    """Every entry of ``index`` lies in ``[0, bound)`` (``IndexError`` naming the first one otherwise)."""
+    if index.numel() == 0:
+        return
+    bad = (index < 0) | (index >= bound)
+    if bool(bad.any()):
+        k = int(torch.nonzero(bad)[0])
+        raise IndexError(f"{fn}: {name} must lie in 0..{bound - 1}, but {name}[{k}] = {int(index[k])} "
+                         f"({int(bad.sum())} entries outside)")

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .backend import implementation, resolve_backend
+from .backend import prepare
 from .reference.chebyshev import AENET, EXP_COS, IDENTITY, LINEAR, POW
 
 TRANSFORMS = {"identity": IDENTITY, "exp_cos": EXP_COS, "pow": POW, "linear": LINEAR, "aenet": AENET}
@@ -37,28 +37,31 @@ def chebyshev(
     order: int = 2,
     backend: str | None = None,
 ):
-    """``(values, d/dr, d2/dr2)``, each ``(E, n_max+1)`` in the dtype of ``r`` (``None`` above ``order``)."""
+    """``(values, d/dr, d2/dr2)``, each ``(E, n_max+1)`` in the dtype of ``r`` (``None`` above ``order``).
+
+    ``r (E,)`` floating (a scalar counts as one distance). There are no value checks (so no ``check``).
+    """
     if kind not in KINDS:
-        raise ValueError(f"kind must be 'T' or 'U', got {kind!r}")
+        raise ValueError(f"chebyshev: kind must be 'T' or 'U', got {kind!r}")
     if transform not in TRANSFORMS:
-        raise ValueError(f"unknown transform {transform!r}; choose one of {sorted(TRANSFORMS)}")
+        raise ValueError(f"chebyshev: unknown transform {transform!r}; choose one of {sorted(TRANSFORMS)}")
     if order not in (0, 1, 2):
-        raise ValueError(f"order must be 0, 1 or 2, got {order}")
+        raise ValueError(f"chebyshev: order must be 0, 1 or 2, got {order}")
     if int(n_max) != n_max or n_max < 0:
-        raise ValueError(f"n_max must be a non-negative integer, got {n_max}")
-    if r.ndim != 1:
-        raise ValueError(f"r must be (E,), got {tuple(r.shape)}")
+        raise ValueError(f"chebyshev: n_max must be a non-negative integer, got {n_max}")
     if transform != "identity" and not (rcut > 0 and math.isfinite(rcut)):
-        raise ValueError(f"transform {transform!r} needs a positive finite rcut, got {rcut}")
+        raise ValueError(f"chebyshev: transform {transform!r} needs a positive finite rcut, got {rcut}")
     if transform in ("exp_cos", "pow") and not (lam > 0 and math.isfinite(lam)):
-        raise ValueError(f"transform {transform!r} needs a positive finite lam, got {lam}")
+        raise ValueError(f"chebyshev: transform {transform!r} needs a positive finite lam, got {lam}")
     if transform == "aenet" and not rcut > rmin:
-        raise ValueError(f"transform 'aenet' needs rcut > rmin, got rcut={rcut}, rmin={rmin}")
-    name = resolve_backend(backend, r.device)
+        raise ValueError(f"chebyshev: transform 'aenet' needs rcut > rmin, got rcut={rcut}, rmin={rmin}")
+    call = prepare("chebyshev", "chebyshev", backend, floats={"r": r}, one_d=("r",))
+    r = call.r
+    if r.ndim != 1:
+        raise ValueError(f"chebyshev: r must be (E,), got {tuple(r.shape)}")
     n_max = int(n_max)
     if r.shape[0] == 0:
-        empty = r.new_zeros((0, n_max + 1))
+        empty = call.zeros((0, n_max + 1))
         return empty, (empty.clone() if order >= 1 else None), (empty.clone() if order >= 2 else None)
     args = (n_max, KINDS[kind], TRANSFORMS[transform], float(lam), float(rcut), float(rmin), order)
-    impl = implementation(name, "chebyshev")
-    return impl.chebyshev(r if name == "torch" else r.contiguous(), *args)
+    return call.impl.chebyshev(r, *args)

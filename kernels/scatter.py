@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .backend import check_same_device, implementation, resolve_backend
+from .backend import check_range, prepare
 
 
 def scatter_forces_virials(
@@ -22,36 +22,34 @@ def scatter_forces_virials(
     n_atoms: int,
     n_systems: int,
     backend: str | None = None,
+    check: bool = True,
 ):
     """``(forces (N, 3), virials (B, 3, 3))`` from ``(E, 3)`` gradients and vectors.
 
     ``centers``, ``neighbors`` and ``edge_system`` are ``(E,)`` integer indices; the Triton kernel
     is fastest when ``edge_system`` is sorted (it always is for a CSR batch), but any order is correct.
+    ``check=False`` skips the range checks of the indices (no host sync; the caller vouches for them).
     """
-    e = edge_grads.shape[0]
-    for name_, t in (("edge_grads", edge_grads), ("edge_vectors", edge_vectors)):
+    fn = "scatter_forces_virials"
+    call = prepare(fn, "scatter", backend, floats={"edge_grads": edge_grads, "edge_vectors": edge_vectors},
+                   indices={"centers": centers, "neighbors": neighbors, "edge_system": edge_system})
+    e = call.edge_grads.shape[0]
+    for name in ("edge_grads", "edge_vectors"):
+        t = call.tensors[name]
         if t.shape != (e, 3):
-            raise ValueError(f"{name_} must be (E, 3) with E={e}, got {tuple(t.shape)}")
-    for name_, t in (("centers", centers), ("neighbors", neighbors), ("edge_system", edge_system)):
+            raise ValueError(f"{fn}: {name} must be (E, 3) with E={e}, got {tuple(t.shape)}")
+    for name in ("centers", "neighbors", "edge_system"):
+        t = call.tensors[name]
         if t.shape != (e,):
-            raise ValueError(f"{name_} must be (E,) with E={e}, got {tuple(t.shape)}")
-    device = check_same_device(edge_grads, edge_vectors, centers, neighbors, edge_system)
-    name = resolve_backend(backend, device)
-    forces = edge_grads.new_zeros((n_atoms, 3))
-    virials = edge_grads.new_zeros((n_systems, 3, 3))
+            raise ValueError(f"{fn}: {name} must be (E,) with E={e}, got {tuple(t.shape)}")
+    n_atoms, n_systems = int(n_atoms), int(n_systems)
     if e == 0:
-        return forces, virials
-    for name_, t, bound in (("centers", centers, n_atoms), ("neighbors", neighbors, n_atoms), ("edge_system", edge_system, n_systems)):
-        lo, hi = int(t.min()), int(t.max())
-        if lo < 0 or hi >= bound:
-            bad = int(torch.nonzero((t < 0) | (t >= bound))[0])
-            raise IndexError(f"{name_}[{bad}] = {int(t[bad])} is outside [0, {bound})")
-    impl = implementation(name, "scatter")
-    args = (centers.long(), neighbors.long(), edge_system.long(), int(n_atoms), int(n_systems))
-    if name == "torch":
-        return impl.scatter_forces_virials(edge_grads, edge_vectors, *args)
-    args = tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
-    return impl.scatter_forces_virials(edge_grads.contiguous(), edge_vectors.contiguous(), *args)
+        return call.zeros((n_atoms, 3)), call.zeros((n_systems, 3, 3))
+    if check:
+        for name, bound in (("centers", n_atoms), ("neighbors", n_atoms), ("edge_system", n_systems)):
+            check_range(fn, name, call.tensors[name], bound)
+    return call.impl.scatter_forces_virials(call.edge_grads, call.edge_vectors, call.centers, call.neighbors,
+                                            call.edge_system, n_atoms, n_systems)
 
 
 def stress_from_virials(virials: torch.Tensor, volumes: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .backend import implementation, resolve_backend
+from .backend import prepare
 
 LMAX_LIMIT = 20  # the recursion is exact far beyond, the kernels are unrolled up to here
 
@@ -30,17 +30,17 @@ def spherical_harmonics(vectors: torch.Tensor, lmax: int, gradients: bool = True
     """``(re, im, grad_re, grad_im)``: ``(E, L)``, ``(E, L)``, ``(E, L, 3)``, ``(E, L, 3)``.
 
     The gradients are ``None`` when ``gradients=False``. Zero-length vectors have no direction:
-    their rows are undefined (the models never pass them).
+    their rows are undefined (the models never pass them). There are no value checks (so no ``check``).
     """
-    if vectors.ndim != 2 or vectors.shape[1] != 3:
-        raise ValueError(f"vectors must be (E, 3), got {tuple(vectors.shape)}")
     if int(lmax) != lmax or not 0 <= lmax <= LMAX_LIMIT:
-        raise ValueError(f"lmax must be an integer in [0, {LMAX_LIMIT}], got {lmax}")
-    name = resolve_backend(backend, vectors.device)
+        raise ValueError(f"spherical_harmonics: lmax must be an integer in [0, {LMAX_LIMIT}], got {lmax}")
+    call = prepare("spherical_harmonics", "sph_harm", backend, floats={"vectors": vectors})
+    vectors = call.vectors
+    if vectors.ndim != 2 or vectors.shape[1] != 3:
+        raise ValueError(f"spherical_harmonics: vectors must be (E, 3), got {tuple(vectors.shape)}")
     lmax = int(lmax)
     if vectors.shape[0] == 0:
-        e = vectors.new_zeros((0, n_lm(lmax)))
-        g = vectors.new_zeros((0, n_lm(lmax), 3))
+        e = call.zeros((0, n_lm(lmax)))
+        g = call.zeros((0, n_lm(lmax), 3))
         return e, e.clone(), (g if gradients else None), (g.clone() if gradients else None)
-    impl = implementation(name, "sph_harm")
-    return impl.spherical_harmonics(vectors if name == "torch" else vectors.contiguous(), lmax, gradients)
+    return call.impl.spherical_harmonics(vectors, lmax, gradients)

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .backend import check_same_device, implementation, resolve_backend
+from .backend import prepare
 
 
 class SplineRangeError(ValueError):
@@ -151,6 +151,28 @@ def build_spline_table(
     )
 
 
+def check_spline_range(table: SplineTable, r: torch.Tensor, table_index: torch.Tensor) -> None:
+    """The value checks of :func:`spline_eval` (they read values: a host sync on a GPU): every
+    table index lies in ``[0, T)`` (``IndexError``) and every distance is finite and at or above
+    the first node of its table (:class:`SplineRangeError` naming the first offending edge).
+    ``table_index`` must be int64 (``spline_eval`` converts it)."""
+    bad_index = (table_index < 0) | (table_index >= table.n_tables)
+    if bool(bad_index.any()):
+        i = int(torch.nonzero(bad_index)[0])
+        raise IndexError(f"spline_eval: edge {i}: table index {int(table_index[i])} outside [0, {table.n_tables})")
+    x = r.detach().double() * table.rscale[table_index]
+    bad = ~((x >= 1.0) & torch.isfinite(x))
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0])
+        t = int(table_index[i])
+        first = 1.0 / float(table.rscale[t])
+        raise SplineRangeError(
+            i,
+            f"edge {i}: distance {float(r[i].detach())!r} is below the first node {first:.6g} of spline "
+            f"table {t} or not finite; {int(bad.sum())} edge(s) affected"
+        )
+
+
 def spline_eval(
     table: SplineTable,
     r: torch.Tensor,
@@ -162,42 +184,28 @@ def spline_eval(
     """Evaluate table ``table_index[e]`` at distance ``r[e]`` for every edge ``e``.
 
     Returns ``(f, df, d2f)``, each ``(E, K)`` in the dtype of ``r``: the values and their first and
-    second derivatives with respect to ``r`` (``None`` above ``order``). With ``check`` (default) a
-    distance below the first node of its table, or not finite, raises :class:`SplineRangeError`
-    naming the edge.
+    second derivatives with respect to ``r`` (``None`` above ``order``). ``r`` and ``table_index``
+    are ``(E,)`` (scalars count as one edge). With ``check`` (default) a table index out of range
+    raises ``IndexError`` and a distance below the first node of its table, or not finite, raises
+    :class:`SplineRangeError` naming the edge (:func:`check_spline_range`); ``check=False`` skips
+    both (no host sync; the caller vouches for them).
     """
     if order not in (0, 1, 2):
-        raise ValueError(f"order must be 0, 1 or 2, got {order}")
+        raise ValueError(f"spline_eval: order must be 0, 1 or 2, got {order}")
+    if not isinstance(table, SplineTable):
+        raise TypeError(f"spline_eval: table must be a SplineTable, got {type(table).__name__}")
+    # the coefficients take r's dtype; rscale stays float64 (the segment comes from r * rscale)
+    call = prepare("spline_eval", "spline", backend, floats={"r": r, "coeffs": table.coeffs},
+                   indices={"table_index": table_index}, fixed={"rscale": table.rscale, "nlut": table.nlut},
+                   one_d=("r", "table_index"))
+    r, table_index = call.r, call.table_index
     if r.ndim != 1 or table_index.shape != r.shape:
-        raise ValueError(f"r and table_index must both be (E,), got {tuple(r.shape)} and {tuple(table_index.shape)}")
-    device = check_same_device(table.coeffs, r, table_index)
-    name = resolve_backend(backend, device)
+        raise ValueError(f"spline_eval: r and table_index must both be (E,), got {tuple(r.shape)} and "
+                         f"{tuple(table_index.shape)}")
     e, k = r.shape[0], table.n_functions
     if e == 0:
-        empty = r.new_zeros((0, k))
+        empty = call.zeros((0, k))
         return empty, (empty.clone() if order >= 1 else None), (empty.clone() if order >= 2 else None)
-    table_index = table_index.long()
     if check:
-        bad_index = (table_index < 0) | (table_index >= table.n_tables)
-        if bool(bad_index.any()):
-            i = int(torch.nonzero(bad_index)[0])
-            raise IndexError(f"edge {i}: table index {int(table_index[i])} outside [0, {table.n_tables})")
-        x = r.detach().double() * table.rscale[table_index]
-        bad = ~((x >= 1.0) & torch.isfinite(x))
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad)[0])
-            t = int(table_index[i])
-            first = 1.0 / float(table.rscale[t])
-            raise SplineRangeError(
-                i,
-                f"edge {i}: distance {float(r[i].detach())!r} is below the first node {first:.6g} of spline "
-                f"table {t} or not finite; {int(bad.sum())} edge(s) affected"
-            )
-    coeffs = table.coeffs if table.coeffs.dtype == r.dtype else table.coeffs.to(r.dtype)
-    impl = implementation(name, "spline")
-    if name == "torch":
-        return impl.spline_eval(coeffs, table.rscale, table.nlut, r, table_index, order)
-    return impl.spline_eval(
-        coeffs.contiguous(), table.rscale.contiguous(), table.nlut.contiguous(), r.contiguous(),
-        table_index.contiguous(), order,
-    )
+        check_spline_range(table, r, table_index)
+    return call.impl.spline_eval(call.coeffs, call.rscale, call.nlut, r, table_index, order)

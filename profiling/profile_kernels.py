@@ -3,7 +3,9 @@
 Prints a table and writes ``profiling/results/kernels_<machine>_<commit>.csv``. Sizes follow a
 real workload: 100k edges (about 3000 atoms of fcc Cu inside a 7.4 A cutoff is 3000 x 140 edges;
 the default keeps CI-like machines quick), 35 radial functions (nradmax 5 x (lmax 6 + 1)),
-lmax 6. The Triton interpreter is not timed: Triton is timed on CUDA only.
+lmax 6, and for the product basis 3000 terms of rank 2..4 over 140 complex columns. The kernels
+run as a user calls them, with their value checks on. The Triton interpreter is not timed: Triton
+is timed on CUDA only.
 
     python profiling/profile_kernels.py [--edges 100000] [--repeats 20] [--device cpu|cuda]
 """
@@ -72,12 +74,32 @@ def workloads(n_edges: int, dtype, device):
     centers = torch.repeat_interleave(torch.arange(n_atoms, device=device), offsets[1:] - offsets[:-1])
     neighbors = torch.as_tensor(rng.integers(0, n_atoms, n_edges), device=device)
     system = torch.zeros(n_edges, dtype=torch.long, device=device)
+    # the ACE atomic base and product basis at the bundled Cu-shaped sizes: one species,
+    # nradmax 5, lmax 6 (H = 5 x 28 = 140 complex columns), terms of rank 2..4, two densities
+    rnl = torch.as_tensor(rng.normal(size=(n_edges, 5, 7)), dtype=dtype, device=device)
+    species = torch.zeros(n_edges, dtype=torch.long, device=device)
+    ga = torch.as_tensor(rng.normal(size=(2, n_atoms, 1, 5, 28)), dtype=dtype, device=device)
+    h, n_terms = 140, 3000
+    codes = np.full((n_terms, 4), -1, dtype=np.int64)
+    rank = rng.integers(2, 5, n_terms)
+    for s_, k in enumerate(np.sort(rank)):  # sorted by rank, as the model sorts them
+        codes[s_, :k] = 4 * rng.integers(0, h, k) + rng.integers(0, 4, k)
+    plan = K.ProductBasisPlan(codes, rng.normal(size=(n_terms, 2)), [0, n_terms]).to(device, dtype).validate(h)
+    a = torch.as_tensor(rng.normal(size=(2, n_atoms, h)), dtype=dtype, device=device)
+    group = torch.zeros(n_atoms, dtype=torch.long, device=device)
+    w_rho = torch.as_tensor(rng.normal(size=(n_atoms, 2)), dtype=dtype, device=device)
     return {
         "spline K=35 (value+d/dr)": lambda b: K.spline_eval(table, r, tab, order=1, backend=b),
         "chebyshev exp_cos n=15": lambda b: K.chebyshev(r, 15, transform="exp_cos", lam=5.25, rcut=7.4, order=1, backend=b),
         "sph_harm lmax=6 +grad": lambda b: K.spherical_harmonics(vec, 6, backend=b),
         "segment_sum K=35": lambda b: K.segment_sum(values, offsets, backend=b),
         "scatter forces+virial": lambda b: K.scatter_forces_virials(vec, vec, centers, neighbors, system, n_atoms, 1, backend=b),
+        "atomic_base lmax=6 Y from r": lambda b: K.atomic_base(rnl, None, None, offsets, species, 1, vectors=vec,
+                                                                   backend=b),
+        "atomic_base_edge_grads": lambda b: K.atomic_base_edge_grads(ga[0], ga[1], offsets, species, rnl, rnl, None,
+                                                                     None, None, None, vec, backend=b),
+        "product_basis S=3000": lambda b: K.product_basis(a[0], a[1], group, plan, backend=b),
+        "product_basis adjoint S=3000": lambda b: K.product_basis_adjoint(a[0], a[1], group, plan, w_rho, backend=b),
     }
 
 

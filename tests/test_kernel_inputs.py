@@ -4,7 +4,6 @@ indices are refused naming the argument, tensors that require grad are refused b
 (non-differentiable) backends, and ``check=False`` reads no tensor values (no host sync)."""
 
 import re
-import types
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import torch
 
 import acepy.kernels as K
 from acepy.kernels import BackendUnavailableError, ProductBasisPlan
-from conftest import assert_close, fast_backends
+from conftest import assert_close, device_for, fast_backends
 
 F64 = torch.float64
 
@@ -162,7 +161,8 @@ def test_integer_distances_no_longer_give_integer_chebyshev():
 def test_non_floating_data_is_refused(case, arg, dtype):
     fn, kw = CASES[case][0]()
     kw[arg] = kw[arg].to(dtype)
-    with pytest.raises(TypeError, match=rf"\b{arg}\b must be a floating-point tensor, got dtype {re.escape(str(dtype))}"):
+    message = rf"\b{arg}\b must be a floating-point tensor, got dtype {re.escape(str(dtype))}"
+    with pytest.raises(TypeError, match=message):
         fn(**kw)
 
 
@@ -189,6 +189,7 @@ def test_narrow_integer_indices_are_accepted(case, arg):
 def test_compiled_backends_refuse_tensors_that_require_grad(case, arg, backend):
     fn, kw = CASES[case][0]()
     expected = fn(**kw, backend="torch")
+    kw = _on(kw, device_for(backend))
     kw[arg] = kw[arg].clone().requires_grad_()
     with pytest.raises(BackendUnavailableError,
                        match=rf"{arg} requires grad, but the {backend} kernels are not differentiable; use "
@@ -198,7 +199,7 @@ def test_compiled_backends_refuse_tensors_that_require_grad(case, arg, backend):
         _same(fn(**kw, backend=backend), expected, f"{case} under no_grad on {backend}")
     # the exact path takes them, and differentiates (the reference adjoint of the product basis
     # is autograd of the forward on detached inputs: first order only)
-    out = _outputs(fn(**kw, backend="torch"))
+    out = _outputs(fn(**_on(kw, "cpu"), backend="torch"))
     if case != "product_basis_adjoint":
         assert any(t.requires_grad for t in out), f"{case}: no output depends on {arg} on the torch backend"
 
@@ -206,11 +207,15 @@ def test_compiled_backends_refuse_tensors_that_require_grad(case, arg, backend):
 @pytest.mark.parametrize("backend", fast_backends())
 def test_plan_coefficients_that_require_grad_are_refused(backend):
     fn, kw = _product()
+    expected = K.product_basis(**kw, backend="torch")
     plan = kw["plan"]
     kw["plan"] = ProductBasisPlan(plan.codes, plan.coeff.clone().requires_grad_(), plan.group_offsets)
+    assert K.product_basis(**kw, backend="torch").requires_grad
+    kw = _on(kw, device_for(backend))
     with pytest.raises(BackendUnavailableError, match="coeff requires grad"):
         K.product_basis(**kw, backend=backend)
-    assert K.product_basis(**kw, backend="torch").requires_grad
+    with torch.no_grad():
+        _same(K.product_basis(**kw, backend=backend), expected, f"under no_grad on {backend}")
 
 
 class _Stub:
@@ -227,15 +232,10 @@ class _Stub:
         return run
 
 
-def _to_meta(kw):
-    out = {}
-    for k, v in kw.items():
-        if isinstance(v, torch.Tensor):
-            v = v.to("meta")
-        elif isinstance(v, (K.SplineTable, ProductBasisPlan)):
-            v = v.to("meta")
-        out[k] = v
-    return out
+def _on(kw, device):
+    """The arguments on ``device`` (tensors, spline tables and plans; the rest as they are)."""
+    movable = (torch.Tensor, K.SplineTable, ProductBasisPlan)
+    return {k: v.to(device) if isinstance(v, movable) else v for k, v in kw.items()}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -246,7 +246,7 @@ def test_check_false_reads_no_tensor_values(case, monkeypatch):
     import acepy.kernels.backend as B
 
     fn, kw = CASES[case][0]()
-    meta = _to_meta(kw)
+    meta = _on(kw, "meta")
     stub = _Stub()
     monkeypatch.setattr(B, "implementation", lambda backend, primitive: stub)
     if CASES[case][3]:
@@ -263,7 +263,8 @@ def test_check_false_reads_no_tensor_values(case, monkeypatch):
 @pytest.mark.parametrize("case", CHECKED)
 def test_check_false_computes_the_same(case, backend):
     fn, kw = CASES[case][0]()
-    _same(fn(**kw, backend=backend, check=False), fn(**kw, backend="torch"), f"{case} check=False on {backend}")
+    _same(fn(**_on(kw, device_for(backend)), backend=backend, check=False), fn(**kw, backend="torch"),
+          f"{case} check=False on {backend}")
 
 
 def test_check_false_lets_an_out_of_range_distance_through():
@@ -327,10 +328,11 @@ def test_other_backends_get_contiguous_inputs():
     """Triton (and Numba for everything but R_nl) index flat memory: strided inputs are copied."""
     from acepy.kernels.backend import prepare
 
-    x = torch.zeros(4, 6, dtype=F64)[:, ::2]
     for backend in fast_backends():
+        x = torch.zeros(4, 6, dtype=F64, device=device_for(backend))[:, ::2]
         call = prepare("f", "segment", backend, floats={"radial": x, "values": x}, numba_views=("radial",))
         assert call.values.is_contiguous()
         assert call.radial.is_contiguous() == (backend != "numba")
+    x = torch.zeros(4, 6, dtype=F64)[:, ::2]
     call = prepare("f", "segment", "torch", floats={"values": x})
     assert call.values is x  # the reference takes any layout

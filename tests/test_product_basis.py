@@ -104,7 +104,8 @@ def test_triton_term_slices(split):
 def test_reference_against_python_loops_and_a_hand_value():
     rng = np.random.default_rng()
     for interior in (False, True):
-        a_re, a_im, group, goff, codes, coeff = random_problem(rng, 7, 5, [11, 0, 6], 5, 3, interior_padding=interior)[:6]
+        problem = random_problem(rng, 7, 5, [11, 0, 6], 5, 3, interior_padding=interior)
+        a_re, a_im, group, goff, codes, coeff = problem[:6]
         assert_close(product_basis(a_re, a_im, group, ProductBasisPlan(codes, coeff, goff), backend="torch"),
                      python_rho(a_re, a_im, group, goff, codes, coeff), torch.float64, what="reference")
     # Re( conj(a0) * (-a1) * a1 ) with a0 = 2 + i, a1 = 1 - 3i: conj(a0) a1^2 = (2 - i)(-8 - 6i) = -22 - 4i

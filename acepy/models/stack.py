@@ -214,12 +214,11 @@ class Stack:
                         forces, virials = forces + f, virials + v
                     continue
                 inputs = self._inputs(batch, species, graphs, comp.cutoff, shared, detach=True)
-                if comp.cutoff is None:
-                    e_i, g = comp.site_energies(inputs, backend=self.backend), None
+                if comp.cutoff is None or not need_grad:  # energies only: the forward pass, no gradients
+                    with torch.no_grad():
+                        e_i, g = comp.site_energies(inputs, backend=self.backend), None
                 elif self.backend == "torch":
-                    e_i, g = _exact_edge_grads(comp, inputs, need_grad)
-                elif not need_grad:  # energies only: the forward pass on the fast kernels, no adjoint
-                    e_i, g = comp.site_energies(inputs, backend=self.backend), None
+                    e_i, g = _exact_edge_grads(comp, inputs)
                 else:
                     e_i, g = comp.energies_and_edge_grads(inputs, backend=self.backend)
                 energies = energies + e_i.detach()
@@ -242,13 +241,13 @@ class Stack:
         return out
 
 
-def _exact_edge_grads(comp, inputs: BatchGraph, need_grad: bool):
+def _exact_edge_grads(comp, inputs: BatchGraph):
     """Site energies on the torch reference and per-edge gradients by autograd."""
-    vectors = inputs.vectors.detach().requires_grad_(need_grad)
+    vectors = inputs.vectors.detach().requires_grad_(True)
     local = BatchGraph(inputs.batch, inputs.species, inputs.graph, vectors)
     with torch.enable_grad():
         e_i = comp.site_energies(local, backend="torch")
-        if need_grad and vectors.shape[0] > 0 and e_i.requires_grad:
+        if vectors.shape[0] > 0 and e_i.requires_grad:
             (g,) = torch.autograd.grad(e_i.sum(), vectors)
         else:
             g = torch.zeros_like(vectors)

@@ -12,6 +12,8 @@ the model runs this way, and never holds per-edge harmonics in memory.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import torch
@@ -144,7 +146,10 @@ _atomic_base = compile_pair(_atomic_base_kernel)
 _edge_grads = compile_pair(_edge_grads_kernel)
 
 
+@functools.lru_cache(maxsize=None)
 def _harmonics_args(n_l: int):
+    """The recursion constants for lmax = n_l - 1: built once per lmax, not per call (the arrays
+    are only read)."""
     lmax = n_l - 1
     diag, sub, a, b = (np.asarray(c, dtype=np.float64) for c in plm_coefficients(max(lmax, 0)))
     return lmax, diag, sub, a, b

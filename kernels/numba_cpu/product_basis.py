@@ -3,9 +3,10 @@
 
 One atom per parallel iteration (owner computes). Each iteration copies its row of ``a`` into
 local arrays, in the four signed/conjugated variants the factor codes address directly, and
-accumulates its gradient locally per variant (contiguous, alias-free, no decoding in the loops), and every term loops only up to its last real factor (``term_length``), so
-padding to the largest rank costs nothing. The adjoint of a product of ``k`` factors takes prefix
-and suffix products, so every ``prod over s != t`` costs O(1) instead of O(k).
+accumulates its gradient locally per variant (contiguous, alias-free, no decoding in the loops).
+Every term loops only up to its last real factor (``plan.term_length``, computed once per plan),
+so padding to the largest rank costs nothing. The adjoint of a product of ``k`` factors takes
+prefix and suffix products, so every ``prod over s != t`` costs O(1) instead of O(k).
 """
 
 from __future__ import annotations
@@ -167,32 +168,25 @@ _product = compile_pair(_product_kernel)
 _adjoint = compile_pair(_adjoint_kernel)
 
 
-def _term_length(codes: torch.Tensor) -> torch.Tensor:
-    """Per term: one past its last real factor (0 for an all-padding term)."""
-    if codes.shape[1] == 0:
-        return torch.zeros(codes.shape[0], dtype=torch.int64)
-    positions = torch.arange(1, codes.shape[1] + 1, dtype=torch.int64)
-    return torch.where(codes >= 0, positions, torch.zeros_like(positions)).amax(dim=1)
-
-
-def _work(group_offsets, codes, n_atoms):
-    per_atom = codes.shape[0] * codes.shape[1] // max(1, group_offsets.shape[0] - 1)
+def _work(plan, n_atoms):
+    per_atom = plan.n_terms * plan.rank_max // max(1, plan.n_groups)
     return n_atoms * per_atom
 
 
-def product_basis(a_re, a_im, group, group_offsets, codes, coeff):
+def product_basis(a_re, a_im, group, plan):
     n = a_re.shape[0]
-    rho = torch.empty((n, coeff.shape[1]), dtype=a_re.dtype)
-    kernel = pick(_product, _work(group_offsets, codes, n))
-    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), group_offsets.numpy(), codes.numpy(),
-           _term_length(codes).numpy(), coeff.numpy(), rho.numpy())
+    rho = torch.empty((n, plan.n_densities), dtype=a_re.dtype)
+    kernel = pick(_product, _work(plan, n))
+    # plan.term_length is computed once per plan, not per call
+    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), plan.group_offsets.numpy(), plan.codes.numpy(),
+           plan.term_length.numpy(), plan.coeff.numpy(), rho.numpy())
     return rho
 
 
-def product_basis_adjoint(a_re, a_im, group, group_offsets, codes, coeff, w_rho):
+def product_basis_adjoint(a_re, a_im, group, plan, w_rho):
     ga_re = torch.empty_like(a_re)
     ga_im = torch.empty_like(a_im)
-    kernel = pick(_adjoint, _work(group_offsets, codes, a_re.shape[0]))
-    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), group_offsets.numpy(), codes.numpy(),
-           _term_length(codes).numpy(), coeff.numpy(), w_rho.numpy(), ga_re.numpy(), ga_im.numpy())
+    kernel = pick(_adjoint, _work(plan, a_re.shape[0]))
+    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), plan.group_offsets.numpy(), plan.codes.numpy(),
+           plan.term_length.numpy(), plan.coeff.numpy(), w_rho.numpy(), ga_re.numpy(), ga_im.numpy())
     return ga_re, ga_im

@@ -17,7 +17,9 @@ def _l_of(h: int, device) -> torch.Tensor:
 
 def _rows(offsets, nbr_species, nspecies):
     n = offsets.shape[0] - 1
-    owner = torch.repeat_interleave(torch.arange(n, device=offsets.device), offsets[1:] - offsets[:-1])
+    # output_size: the edge count is known, so torch need not read it back from the device
+    owner = torch.repeat_interleave(torch.arange(n, device=offsets.device), offsets[1:] - offsets[:-1],
+                                    output_size=nbr_species.shape[0])
     return owner * nspecies + nbr_species
 
 

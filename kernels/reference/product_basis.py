@@ -11,7 +11,8 @@ import torch
 ATOM_CHUNK = 256
 
 
-def product_basis(a_re, a_im, group, group_offsets, codes, coeff):
+def product_basis(a_re, a_im, group, plan):
+    codes, coeff, group_offsets = plan.codes, plan.coeff, plan.group_offsets
     n = a_re.shape[0]
     a = torch.complex(a_re, a_im)
     # column 0 of the padded row is the factor 1 of padding codes
@@ -41,11 +42,11 @@ def product_basis(a_re, a_im, group, group_offsets, codes, coeff):
     return rho
 
 
-def product_basis_adjoint(a_re, a_im, group, group_offsets, codes, coeff, w_rho):
+def product_basis_adjoint(a_re, a_im, group, plan, w_rho):
     with torch.enable_grad():
         x_re = a_re.detach().requires_grad_(True)
         x_im = a_im.detach().requires_grad_(True)
-        rho = product_basis(x_re, x_im, group, group_offsets, codes, coeff)
+        rho = product_basis(x_re, x_im, group, plan)
         if not rho.requires_grad:  # RMAX = 0: rho does not depend on a
             return torch.zeros_like(a_re), torch.zeros_like(a_im)
         g_re, g_im = torch.autograd.grad((rho * w_rho).sum(), (x_re, x_im), allow_unused=True)

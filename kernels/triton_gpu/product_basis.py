@@ -119,10 +119,6 @@ def _adjoint_kernel(
         tl.atomic_add(gim_ptr + col, g_im, mask=live, sem="relaxed")
 
 
-def _max_terms(group_offsets) -> int:
-    return int((group_offsets[1:] - group_offsets[:-1]).max())
-
-
 def _pick_split(n_programs: int, max_terms: int, block_s: int, device) -> int:
     """Slices per atom: enough programs to fill the GPU when atoms are few, never more than blocks."""
     if device.type != "cuda":
@@ -131,7 +127,8 @@ def _pick_split(n_programs: int, max_terms: int, block_s: int, device) -> int:
     return max(1, min(triton.cdiv(max_terms, block_s), triton.cdiv(target, max(1, n_programs))))
 
 
-def product_basis(a_re, a_im, group, group_offsets, codes, coeff, split: int | None = None):
+def product_basis(a_re, a_im, group, plan, split: int | None = None):
+    codes, coeff, group_offsets = plan.codes, plan.coeff, plan.group_offsets
     n, h = a_re.shape
     rmax = codes.shape[1]
     p = coeff.shape[1]
@@ -140,7 +137,7 @@ def product_basis(a_re, a_im, group, group_offsets, codes, coeff, split: int | N
     block_s = min(128, max(16, (1024 if a_re.dtype == torch.float64 else 2048) // block_p))
     n_pb = triton.cdiv(p, block_p)
     if split is None:
-        split = _pick_split(n * n_pb, _max_terms(group_offsets), block_s, a_re.device)
+        split = _pick_split(n * n_pb, plan.max_group_terms, block_s, a_re.device)
     alloc = torch.zeros if split > 1 else torch.empty
     rho = alloc((n, p), dtype=a_re.dtype, device=a_re.device)
     _product_kernel[(n, n_pb, split)](
@@ -150,14 +147,15 @@ def product_basis(a_re, a_im, group, group_offsets, codes, coeff, split: int | N
     return rho
 
 
-def product_basis_adjoint(a_re, a_im, group, group_offsets, codes, coeff, w_rho, split: int | None = None):
+def product_basis_adjoint(a_re, a_im, group, plan, w_rho, split: int | None = None):
+    codes, coeff, group_offsets = plan.codes, plan.coeff, plan.group_offsets
     n, h = a_re.shape
     rmax = codes.shape[1]
     p = coeff.shape[1]
     block_s = 64 if rmax <= 4 else 32  # the (BLOCK_S, RMAX) product tiles grow with RMAX
     block_p = min(triton.next_power_of_2(p), 16)
     if split is None:
-        split = _pick_split(n, _max_terms(group_offsets), block_s, a_re.device)
+        split = _pick_split(n, plan.max_group_terms, block_s, a_re.device)
     ga_re = torch.zeros_like(a_re)
     ga_im = torch.zeros_like(a_im)
     _adjoint_kernel[(n, split)](
