@@ -14,7 +14,8 @@ from typing import ClassVar, Iterator, NamedTuple
 import numpy as np
 import torch
 
-from acepy.kernels import SplineRangeError, SplineTable
+from acepy.kernels import SplineTable
+from acepy.kernels.spline import check_spline_range
 from acepy.spec import ACEPotentialSpec
 
 
@@ -168,18 +169,7 @@ class RadialBasis(ABC):
         table = self._lookup_table()
         if table is None:
             return
-        t = self._table_index(mu_i, mu_j)
-        x = r.detach().double() * table.rscale[t]
-        bad = ~((x >= 1.0) & torch.isfinite(x))
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad)[0])
-            first = 1.0 / float(table.rscale[t[i]])
-            raise SplineRangeError(
-                i,
-                f"edge {i}: distance {float(r[i].detach())!r} is below the first node {first:.6g} of the "
-                f"{self.elements[int(mu_i[i])]}-{self.elements[int(mu_j[i])]} radial table or not finite; "
-                f"{int(bad.sum())} edge(s) affected",
-            )
+        check_spline_range(table, r, self._table_index(mu_i, mu_j))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(elements={self.elements}, nradbase={self.nradbase}, "
