@@ -100,14 +100,12 @@ class ACE(Component):
         self.nradbase = int(spec.nradbase)
         self.n_half = (self.lmax + 1) * (self.lmax + 2) // 2
         self.inner_cutoff_type = spec.inner_cutoff_type
-        cut = np.array([[spec.cutoff(i, j) for j in range(nel)] for i in range(nel)], dtype=np.float64)
-        self._pair_cutoffs = torch.as_tensor(cut, dtype=dtype, device=self.device)  # r < rc: a neighbour
-        self.cutoff = float(cut.max())
+        # per ordered pair (from the radial basis): r < rc makes a neighbour; the zbl energy-level cutoff
+        self._pair_cutoffs = torch.as_tensor(self.radial.cutoffs, dtype=dtype, device=self.device)
+        self.cutoff = self.radial.cutoffmax
         if self.inner_cutoff_type == "zbl":
-            r_in = np.array([[spec.bonds[(i, j)].rcut_in for j in range(nel)] for i in range(nel)])
-            d_in = np.array([[spec.bonds[(i, j)].dcut_in for j in range(nel)] for i in range(nel)])
-            self._r_in = torch.as_tensor(r_in, dtype=dtype, device=self.device)
-            self._d_in = torch.as_tensor(d_in, dtype=dtype, device=self.device)
+            self._r_in = torch.as_tensor(self.radial.rcut_in, dtype=dtype, device=self.device)
+            self._d_in = torch.as_tensor(self.radial.dcut_in, dtype=dtype, device=self.device)
         self._embeddings = [
             _SpeciesEmbedding(e.ndensity, np.asarray(e.fs_parameters, dtype=np.float64), e.npoti,
                               float(e.rho_core_cutoff), float(e.drho_core_cutoff))
