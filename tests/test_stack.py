@@ -10,6 +10,7 @@ from ase import Atoms
 from ase.build import bulk
 
 import acepy
+import acepy.errors
 from acepy.models.ace import ACE
 
 CU = "Cu-synthetic-pbe-core-rep"
@@ -130,3 +131,43 @@ def test_energy_is_twice_differentiable_in_the_cell():
     fd = (cell_grad(h) - cell_grad(-h)) / (2 * h)
     scale = max(float(fd.abs().max()), 1.0)
     assert float((row - fd).abs().max()) <= 1e-5 * scale
+
+
+def test_errors_name_the_structure_and_its_own_atom_index():
+    model = acepy.load(CU)
+    cu4 = bulk("Cu", "fcc", a=3.61, cubic=True)
+    bad = cu4.copy()
+    bad[3].symbol = "Al"
+    with pytest.raises(ValueError, match=r"structure 1, atom 3 is Al, which the potential does not have"):
+        model.evaluate([cu4, bad])
+    close = cu4.copy()
+    close.positions[2] = close.positions[0] + [1e-4, 0, 0]
+    with pytest.raises(acepy.errors.TooCloseError, match=r"structure 1: atoms 0 and 2 are 0.0001 A apart"):
+        model.evaluate([cu4, close])
+
+
+@pytest.mark.parametrize("which", ["ace", "pair"])
+def test_a_periodic_self_image_is_named_as_such(which):
+    """An atom closer to its own periodic image than the tables reach: the error says so, with the
+    shift, instead of 'atoms 0 and 0'."""
+    from pathlib import Path
+
+    pots = Path(__file__).resolve().parents[2] / "shared/reference/potentials"
+    if which == "ace":
+        model = acepy.load(CU)
+        atoms = Atoms("Cu", cell=[[4e-4, 0, 0], [0, 9, 0], [0, 0, 9]], pbc=[True, False, False])
+    else:
+        table = pots / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot_pairpot.table"
+        if not table.exists():
+            pytest.skip("shared reference potentials not present")
+        from acepy.io import read_pair_table
+        from acepy.models.pair import Pair
+        from acepy.models.stack import Stack
+
+        pair = Pair(read_pair_table(table), ["Al", "Ti"])
+        model = Stack([pair], ["Al", "Ti"])
+        inner = min(tb.inner for tb in pair.lammps_tables)
+        atoms = Atoms("Al", cell=[[0.6 * inner, 0, 0], [0, 9, 0], [0, 0, 9]], pbc=[True, False, False])
+    with pytest.raises(acepy.errors.TooCloseError,
+                       match=r"structure 0: atom 0 and its own periodic image shifted by cell vectors \(-?[12], 0, 0\).* apart"):
+        model.evaluate(atoms)

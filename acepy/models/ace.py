@@ -185,7 +185,7 @@ class ACE(Component):
         except SplineRangeError as err:
             e = err.edge
             raise TooCloseError(
-                f"atoms {int(centers[e])} and {int(neighbors[e])} are {float(r[e].detach()):.6g} A "
+                f"{inputs.describe_edge(e if kept is None else int(kept[e]))} are {float(r[e].detach()):.6g} A "
                 f"apart: closer than the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
                 f"{self.elements[int(mu_j[e])]} (PACE stops here too)"
             ) from None

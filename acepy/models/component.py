@@ -77,6 +77,25 @@ class BatchGraph:
     def n_edges(self) -> int:
         return 0 if self.graph is None else self.graph.n_edges
 
+    def describe_atom(self, i: int) -> str:
+        """``structure b, atom k`` for the batch-wide atom index ``i`` (k counts within structure b)."""
+        b = int(self.batch.system_idx[i])
+        return f"structure {b}, atom {i - int(self.batch.atom_offsets[b])}"
+
+    def describe_edge(self, e: int) -> str:
+        """The atoms of graph edge ``e`` in their structure's numbering; a periodic image says so
+        and gives its shift (``atoms 0 and 0`` alone would not say which pair is meant)."""
+        i, j = int(self.graph.centers[e]), int(self.graph.neighbors[e])
+        b = int(self.batch.system_idx[i])
+        first = int(self.batch.atom_offsets[b])
+        shift = tuple(int(x) for x in self.graph.shifts[e])
+        if i == j:
+            return f"structure {b}: atom {i - first} and its own periodic image shifted by cell vectors {shift}"
+        if any(shift):
+            return (f"structure {b}: atoms {i - first} and {j - first} (the periodic image of {j - first} "
+                    f"shifted by cell vectors {shift})")
+        return f"structure {b}: atoms {i - first} and {j - first}"
+
     @property
     def distances(self) -> torch.Tensor:
         """``|r_ij|`` (E,), differentiable where ``vectors`` are; computed once."""

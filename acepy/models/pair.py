@@ -310,7 +310,7 @@ class Pair(Component):
         return self.lammps_tables[int(self.section_index[i, j])].cut
 
     # ---- evaluation -----------------------------------------------------------------------------
-    def _edges(self, species, centers, neighbors, vectors):
+    def _edges(self, inputs: BatchGraph, species, centers, neighbors, vectors):
         """Kept edges (r^2 < cut^2 of their pair), their sections and r^2; raises below inner."""
         sec = self.section_index[species[centers], species[neighbors]]
         rsq = (vectors * vectors).sum(dim=1)
@@ -322,7 +322,8 @@ class Pair(Component):
             i, j = int(centers[keep[e]]), int(neighbors[keep[e]])
             tb = self.lammps_tables[int(sec[e])]
             raise TooCloseError(
-                f"atoms {i} and {j} ({self.elements[int(species[i])]}-{self.elements[int(species[j])]}) are "
+                f"{inputs.describe_edge(int(keep[e]))} ({self.elements[int(species[i])]}-"
+                f"{self.elements[int(species[j])]}) are "
                 f"{float(rsq[e].detach()) ** 0.5:.6g} A apart: closer than the pair table's inner distance "
                 f"{tb.inner:.6g} A (section {tb.keyword} of {self.path}; LAMMPS stops here too: "
                 "'Pair distance < table inner cutoff')")
@@ -334,7 +335,7 @@ class Pair(Component):
         The first derivative is LAMMPS's force spline, the second its derivative (see module doc).
         """
         species, centers = inputs.species, inputs.centers
-        keep, sec, rsq = self._edges(species, centers, inputs.neighbors, inputs.vectors)
+        keep, sec, rsq = self._edges(inputs, species, centers, inputs.neighbors, inputs.vectors)
         v = _TableEnergy.apply(rsq, self._tables, sec)
         energies = torch.zeros(species.shape[0], dtype=v.dtype, device=v.device)
         return energies.index_add(0, centers[keep], 0.5 * v)
@@ -347,7 +348,7 @@ class Pair(Component):
         ``backend`` choice does not change this component's arithmetic).
         """
         species, centers, vectors = inputs.species, inputs.centers, inputs.vectors.detach()
-        keep, sec, rsq = self._edges(species, centers, inputs.neighbors, vectors)
+        keep, sec, rsq = self._edges(inputs, species, centers, inputs.neighbors, vectors)
         flat, a, b = self._tables.bins(rsq, sec)
         v = self._tables.cubic(self._tables.e, self._tables.e2, flat, a, b, sec)
         fpair = self._tables.cubic(self._tables.f, self._tables.f2, flat, a, b, sec)

@@ -93,18 +93,23 @@ class Stack:
         return stack_summary(self)
 
     # ---- inputs -------------------------------------------------------------------------------
-    def species_of(self, numbers: torch.Tensor) -> torch.Tensor:
-        """Species index of every atom; an element the stack lacks raises, naming the atom."""
+    def species_of(self, numbers: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
+        """Species index of every atom; an element the stack lacks raises, naming the atom (and,
+        given the batch, its structure and its index there)."""
         from ase.data import chemical_symbols
 
+        def where(i: int) -> str:
+            return f"atom {i}" if batch is None else BatchGraph(batch, numbers).describe_atom(i)
+
         if numbers.numel() and (int(numbers.min()) < 0 or int(numbers.max()) > 118):
-            raise ValueError(f"atomic numbers must lie in 0..118, got {numbers.tolist()}")
+            i = int(torch.nonzero((numbers < 0) | (numbers > 118))[0])
+            raise ValueError(f"{where(i)}: atomic number {int(numbers[i])} is not in 0..118")
         species = self._species_table[numbers]
         bad = species < 0
         if bool(bad.any()):
             i = int(torch.nonzero(bad)[0])
             raise ValueError(
-                f"atom {i} is {chemical_symbols[int(numbers[i])]}, which the potential does not have "
+                f"{where(i)} is {chemical_symbols[int(numbers[i])]}, which the potential does not have "
                 f"(elements {self.elements})"
             )
         return species
@@ -141,7 +146,7 @@ class Stack:
         from autograd. ``evaluate`` gives the same forces and stress to rounding.
         """
         batch = self._batch(structures)
-        species = self.species_of(batch.numbers)
+        species = self.species_of(batch.numbers, batch)
         graphs = self.graph_cache.graphs(batch)
         shared: dict[float, BatchGraph] = {}
         energies = batch.positions.new_zeros(batch.n_atoms)
@@ -193,7 +198,7 @@ class Stack:
         elif compute_stress and bool((volumes <= 0).any()):
             b = int(torch.nonzero(volumes <= 0)[0])
             raise ValueError(f"structure {b}: stress needs a cell of non-zero volume")
-        species = self.species_of(batch.numbers)
+        species = self.species_of(batch.numbers, batch)
         n, b = batch.n_atoms, batch.n_systems
         energies = torch.zeros(n, dtype=self.dtype, device=self.device)
         energy = torch.zeros(b, dtype=self.dtype, device=self.device)
