@@ -5,6 +5,8 @@ function below) and three implementations (``reference/``, ``numba_cpu/``, ``tri
 picked by :func:`resolve_backend`.
 """
 
+# first: the process-wide thread set-up (MKL's one-time VML dispatch) before anything else runs
+from .threads import default_num_threads, num_threads, threading_layer  # isort: skip
 from .backend import (
     BACKENDS,
     BackendUnavailableError,
@@ -32,10 +34,12 @@ __all__ = [
     "available_backends",
     "build_spline_table",
     "chebyshev",
+    "default_num_threads",
     "encode_factor",
     "hermite_segments",
     "lm_index",
     "n_lm",
+    "num_threads",
     "product_basis",
     "product_basis_adjoint",
     "resolve_backend",
@@ -44,5 +48,6 @@ __all__ = [
     "spherical_harmonics",
     "spline_eval",
     "stress_from_virials",
+    "threading_layer",
     "triton_interpret",
 ]

@@ -207,7 +207,7 @@ def measure(fn, repeats: int, warmup: int) -> tuple[float, float]:
     return med, spread
 
 
-def time_acepy(model, structures, repeats, warmup, device):
+def time_acepy(model, structures, repeats, warmup, device, nthreads=None):
     """Median/spread of ``model.evaluate`` (forces + stress), with a fresh geometry every call so
     that the neighbour search runs each time, and the median breakdown."""
     batch = acepy.batch_from_atoms(structures, device=device, dtype=model.dtype)
@@ -221,7 +221,8 @@ def time_acepy(model, structures, repeats, warmup, device):
     def call():
         state["k"] ^= 1
         t: dict = {}
-        model.evaluate(batches[state["k"]], compute_forces=True, compute_stress=True, timings=t)
+        model.evaluate(batches[state["k"]], compute_forces=True, compute_stress=True, timings=t,
+                       num_threads=nthreads if device.type == "cpu" else None)
         if device.type == "cuda":
             torch.cuda.synchronize()
         phases.append(t)
@@ -364,7 +365,7 @@ def main(argv=None):
         set_threads(nthreads)
         structs = structures_for(kind, n, elements, np.random.default_rng([args.seed, n, len(kind)]))
         atoms = sum(len(s) for s in structs)
-        med, spread, parts, searches, call = time_acepy(models[backend], structs, args.repeats, args.warmup, device)
+        med, spread, parts, searches, call = time_acepy(models[backend], structs, args.repeats, args.warmup, device, nthreads)
         calls.append((nthreads, call))
         if not args.no_pyace and args.pair_table is None and (kind, n) not in pyace_cache:
             set_threads(1)

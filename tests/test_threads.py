@@ -7,7 +7,7 @@ processes), GNU OpenMP in ``fork()`` children, and oversubscribed thread pools.
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import multiprocessing as mp
 import os
 import re
@@ -25,7 +25,7 @@ import torch
 from ase.build import bulk
 
 import acepy
-from acepy.kernels import default_num_threads, num_threads, threading_layer
+from acepy.kernels import default_num_threads, num_threads
 from acepy.kernels import threads as threads_mod
 
 ALNI = Path(__file__).resolve().parents[2] / "shared/reference/potentials/python-ace__tests__Al-Ni_opt_all.yace"
@@ -161,9 +161,22 @@ def test_mkl_vml_dispatch_made_at_import():
 _FORK = {}
 
 
+@contextlib.contextmanager
+def _raw_thread_counts(n: int):
+    """Numba's and torch's own thread counts of this thread set to ``n`` (no acepy scope)."""
+    before = numba.get_num_threads(), torch.get_num_threads()
+    numba.set_num_threads(n)
+    torch.set_num_threads(max(n, 2))  # torch's OpenMP pool in use in the parent
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before[0])
+        torch.set_num_threads(before[1])
+
+
 def _forces_in_child(seed: int):
     out = _FORK["model"].evaluate(_cu(seed))
-    return _results(out), torch.get_num_threads()
+    return _results(out), torch.get_num_threads(), numba.get_num_threads()
 
 
 def test_fork_pool():
@@ -174,24 +187,27 @@ def test_fork_pool():
 
     model = acepy.load(CU)
     seeds = [1, 2, 3, 4]
-    want = [_results(model.evaluate(_cu(s))) for s in seeds]
-    if TWO_THREADS:
-        parallel = getattr(scatter._scatter[1], "dispatcher", scatter._scatter[1])  # unwrap _OneLaunchAtATime
-        assert numba.get_num_threads() >= 2 and parallel.signatures, \
-            "the parent did not run the parallel kernel variants: the test would not cover them"
-    _FORK["model"] = model
-    pool = mp.get_context("fork").Pool(2)
-    try:
-        got = pool.map_async(_forces_in_child, seeds).get(timeout=120)
-    except mp.TimeoutError:
-        pytest.fail("fork-started Pool workers did not finish within 120 s (hang after fork)")
-    finally:
-        pool.terminate()
-        pool.join()
-        _FORK.clear()
-    for s, (res, child_torch_threads), ref in zip(seeds, got, want):
+    # as a user would run it (no acepy scope), with both pools on two threads: other tests may
+    # have left this thread's counts at 1; the Pool's workers are forked from this thread
+    with _raw_thread_counts(2 if TWO_THREADS else 1):
+        want = [_results(model.evaluate(_cu(s))) for s in seeds]
+        if TWO_THREADS:
+            parallel = getattr(scatter._scatter[1], "dispatcher", scatter._scatter[1])  # unwrap _OneLaunchAtATime
+            assert parallel.signatures, "the parent did not run the parallel kernel variants"
+        _FORK["model"] = model
+        pool = mp.get_context("fork").Pool(2)
+        try:
+            got = pool.map_async(_forces_in_child, seeds).get(timeout=120)
+        except mp.TimeoutError:
+            pytest.fail("fork-started Pool workers did not finish within 120 s (hang after fork)")
+        finally:
+            pool.terminate()
+            pool.join()
+            _FORK.clear()
+    for s, (res, child_torch, child_numba), ref in zip(seeds, got, want):
         _assert_same(res, ref, f"fork child, seed {s}")
-        assert child_torch_threads == 1, "torch in a fork child must run on one thread (GNU OpenMP pool)"
+        assert child_torch == 1, "torch in a fork child must run on one thread (GNU OpenMP pool)"
+        assert child_numba == (2 if TWO_THREADS else 1), "the fork child lost the parent's Numba thread count"
 
 
 def test_fork_child_torch_parallel_op_does_not_hang():

@@ -129,9 +129,10 @@ class Stack:
         return any(name in getattr(c, "per_atom_data", ()) for c in self.components)
 
     def _threads(self, num_threads: int | None):
-        """The thread scope of one call: the call's count, else the model's, else acepy's default."""
+        """The thread scope of one call: the call's count, else the model's, else acepy's default
+        (:func:`acepy.kernels.default_num_threads`)."""
         n = _check_threads(num_threads) if num_threads is not None else self.num_threads
-        if n is None or self.device.type != "cpu":
+        if self.device.type != "cpu":
             return contextlib.nullcontext()
         from acepy.kernels.threads import num_threads as scope
 

@@ -5,13 +5,21 @@ keys the entries by signature and CPU only, not by the ``parallel`` flag. Two di
 from the same Python function would therefore share (and overwrite) one cache entry, and the
 parallel launcher could silently load the serial machine code. The parallel variant is thus
 compiled from a renamed copy of the function, which gets cache files of its own.
+
+The threading layer is chosen (``acepy.kernels.threads``) and started when this module is
+imported, before any of these kernels can be compiled or launched.
 """
 
 from __future__ import annotations
 
+import threading
 import types
 
 import numba
+
+from ..threads import threading_layer
+
+_LAYER = threading_layer()
 
 # Below this many work items the thread start-up costs more than it saves.
 PARALLEL_MIN_WORK = 4096
@@ -26,10 +34,26 @@ def _renamed(fn, suffix: str):
     return clone
 
 
+class _OneLaunchAtATime:
+    """A parallel dispatcher whose launches are serialised: Numba's ``workqueue`` layer (the
+    fallback without TBB) aborts the whole process when two Python threads launch at once."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, dispatcher):
+        self.dispatcher = dispatcher
+
+    def __call__(self, *args):
+        with self._lock:
+            return self.dispatcher(*args)
+
+
 def compile_pair(fn):
     """``(serial, parallel)`` dispatchers of ``fn``; ``numba.prange`` runs as ``range`` in the serial one."""
     serial = numba.njit(cache=True, fastmath=False)(fn)
     parallel = numba.njit(parallel=True, cache=True, fastmath=False)(_renamed(fn, "__parallel"))
+    if _LAYER == "workqueue":
+        parallel = _OneLaunchAtATime(parallel)
     return serial, parallel
 
 
