@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from acepy.errors import PotentialFileError
 from acepy.io import read_pair_table, read_potential
 from acepy.models.ace import ACE
 from acepy.models.onebody import OneBody
@@ -23,6 +24,17 @@ def _dtype(dtype) -> torch.dtype:
 
 
 _DATA = Path(__file__).resolve().parent / "data"
+
+
+def _check_elements(elements, path) -> None:
+    """Element symbols must be chemical symbols (the stack maps atomic numbers to species through
+    them): refuse the file at load time, naming it, instead of failing at every evaluation."""
+    from ase.data import atomic_numbers
+
+    for i, el in enumerate(elements):
+        if el not in atomic_numbers or atomic_numbers[el] == 0:
+            raise PotentialFileError(path, f"elements[{i}]", f"{el!r} is not a chemical element symbol "
+                                     f"(elements {list(elements)})")
 
 
 def bundled() -> list[str]:
@@ -65,6 +77,7 @@ def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, ski
     dt = _dtype(dtype)
     resolved = _resolve(path)
     spec = read_potential(resolved)
+    _check_elements(spec.elements, resolved)
     components = [OneBody(spec.E0, spec.elements, dtype=dt, device=device), ACE(spec, dtype=dt, device=device)]
     if pair_table is not None:
         from acepy.models.pair import Pair

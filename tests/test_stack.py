@@ -171,3 +171,15 @@ def test_a_periodic_self_image_is_named_as_such(which):
     with pytest.raises(acepy.errors.TooCloseError,
                        match=r"structure 0: atom 0 and its own periodic image shifted by cell vectors \(-?[12], 0, 0\).* apart"):
         model.evaluate(atoms)
+
+
+@pytest.mark.parametrize("symbol", ["Xx", "Ål", "X"])
+def test_unknown_element_symbol_is_refused_at_load_naming_file_and_key(tmp_path, symbol):
+    """A file whose elements hold a symbol that is no chemical element is refused by acepy.load
+    (not at every later evaluation), naming the file and the key."""
+    text = (acepy.loading._DATA / f"{CU}.yace").read_text(encoding="utf-8")
+    assert "elements: [Cu]" in text
+    path = tmp_path / "bad.yace"
+    path.write_text(text.replace("elements: [Cu]", f"elements: [{symbol}]"), encoding="utf-8")
+    with pytest.raises(acepy.errors.PotentialFileError, match=rf"bad.yace: elements\[0\]: '{symbol}' is not a chemical"):
+        acepy.load(path)
