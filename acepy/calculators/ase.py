@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,20 +42,6 @@ def _same_device(a, b) -> bool:
     """'cuda' and 'cuda:0' name the same device when one of them has no index."""
     a, b = torch.device(a), torch.device(b)
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
-
-
-def _file_or_name(path) -> str:
-    """An absolute file path (so that a trajectory read elsewhere still finds it), or a bundled
-    potential's name as given (acepy.load(name) finds it on any installation)."""
-    p = Path(path)
-    if p.exists():
-        return str(p.resolve())
-    from acepy.loading import bundled
-
-    stem = p.name[:-5] if p.name.endswith(".yace") else p.name
-    if isinstance(path, str) and p.parent == Path(".") and stem in bundled():
-        return stem
-    return str(path)
 
 
 def _json_table_cutoff(table_cutoff):
@@ -137,12 +122,7 @@ class ACECalculator(Calculator):
             if "table_cutoff" in load_kwargs:
                 load_kwargs["table_cutoff"] = _load_table_cutoff(load_kwargs["table_cutoff"])
             self.model = load(model, **given, **load_kwargs)
-            # acepy.load records what it was given (model.load_options); where it does not, what
-            # this calculator gave it is the same information.
-            options = getattr(self.model, "load_options", None) or {
-                "path": str(model), "pair_table": pair_table, "table_n": load_kwargs.get("table_n"),
-                "table_style": load_kwargs.get("table_style"), "table_cutoff": load_kwargs.get("table_cutoff"),
-                "num_threads": load_kwargs.get("num_threads")}
+            options = self.model.load_options  # acepy.load records the resolved file (or bundled name)
         super().__init__(**ase_kwargs)
         self.parameters = Parameters(self._describe(options))
 
@@ -179,8 +159,7 @@ class ACECalculator(Calculator):
             params = {"elements": [str(e) for e in m.elements]}
         else:
             table = options.get("pair_table")
-            params = {"model": _file_or_name(options["path"]),
-                      "pair_table": None if table is None else _file_or_name(table)}
+            params = {"model": options["path"], "pair_table": table}
             if table is not None:  # the table options only mean something with a table
                 for key in ("table_n", "table_style"):
                     if options.get(key) is not None:
