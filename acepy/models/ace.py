@@ -338,6 +338,21 @@ class ACE(Component):
                                            backend=backend, check=False)
         return energies, g
 
+    # ---- second derivatives (acepy/models/ace_hessian.py) --------------------------------------
+    hessian_route = "chain rule per site (J^T K J + D)"
+
+    def site_hessian_blocks(self, inputs: BatchGraph, backend: str | None = None):
+        """Second derivatives of the site energies in their edge vectors, chunk by chunk (exact)."""
+        from .ace_hessian import ace_site_blocks
+
+        return ace_site_blocks(self, inputs, backend or "torch")
+
+    def hessian_vector_products(self, inputs: BatchGraph, vectors: torch.Tensor, backend: str | None = None):
+        """H v for ``vectors (K, N, 3)`` (exact, no Hessian block formed)."""
+        from .ace_hessian import ace_hvp
+
+        return ace_hvp(self, inputs, vectors, backend or "torch")
+
 
 def _chunk_bounds(offsets: np.ndarray, max_edges: int) -> list[int]:
     """Atom boundaries ``0 = b_0 < ... < b_k = N`` with at most ``max_edges`` edges per chunk

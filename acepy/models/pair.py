@@ -305,6 +305,9 @@ class Pair(Component):
         self._tables = _Tables(lammps_tables, dtype, self.device)
         self.cutoff = max(tb.cut for tb in lammps_tables)
 
+    # E_i = 1/2 sum_j V(r_ij): each edge's term depends on that edge alone (Hessian: 3 x 3 per edge)
+    edge_local = True
+
     def pair_cutoff(self, a: str, b: str) -> float:
         i, j = self.elements.index(a), self.elements.index(b)
         return self.lammps_tables[int(self.section_index[i, j])].cut

@@ -44,6 +44,8 @@ class Stack:
     :func:`acepy.kernels.default_num_threads`).
     """
 
+    last_hessian_info: dict | None = None  # what the last hessian() call ran (method, routes, step, seconds)
+
     def __init__(self, components: Sequence, elements: Sequence[str], dtype=torch.float64, device="cpu",
                  backend: str | None = None, skin: float = 0.0, num_threads: int | None = None):
         from ase.data import atomic_numbers
@@ -159,6 +161,40 @@ class Stack:
             else:
                 energies = energies + comp.site_energies(inputs, backend="torch")
         return energy.index_add(0, batch.system_idx, energies)
+
+    # ---- second derivatives (acepy/models/hessian.py) ------------------------------------------
+    def hessian(self, structures, method: str = "auto", step: float | None = None, return_info: bool = False,
+                num_threads: int | None = None):
+        """d2E/dx dx at fixed cell in eV/A^2: ``(N, 3, N, 3)`` for one ``ase.Atoms``, a list of
+        them for a list (or a :class:`Batch`), computed in one call.
+
+        ``method``: ``"auto"`` (= ``"sites"``: exact per-site blocks, see
+        :mod:`acepy.models.hessian`), ``"autograd"`` (dense autograd of :meth:`energy`, the slow
+        reference) or ``"fd"`` (central differences of the fast forces with ``step`` A, default
+        1e-3). ``return_info=True`` also returns what ran: the method, each component's route, the
+        step and the seconds (kept in ``self.last_hessian_info`` too).
+        """
+        from .hessian import stack_hessian
+
+        with self._threads(num_threads):
+            batch = self._batch(structures)
+            out, info = stack_hessian(self, batch, method, step)
+        self.last_hessian_info = info
+        result = out[0] if _is_single(structures) else out
+        return (result, info) if return_info else result
+
+    def hessian_vector_product(self, structures, vectors, method: str = "auto", step: float | None = None,
+                               num_threads: int | None = None) -> torch.Tensor:
+        """H v over the whole batch without forming H: ``vectors (N_total, 3)`` or ``(K, N_total, 3)``
+        in, the same shape out (eV/A^2 times the vectors' unit). ``method`` as in :meth:`hessian`
+        (``"fd"``: -(F(x + h v) - F(x - h v)) / 2h with v scaled to a largest component of 1)."""
+        from .hessian import check_vectors, stack_hvp
+
+        with self._threads(num_threads):
+            batch = self._batch(structures)
+            v, flat = check_vectors(batch, vectors)
+            out = stack_hvp(self, batch, v, method, step)
+        return out[0] if flat else out
 
     @staticmethod
     def _inputs(batch, species, graphs, cutoff, shared: dict, detach: bool) -> BatchGraph:
@@ -279,6 +315,12 @@ def _structure_term(comp, batch: Batch, species, need_grad: bool):
     strain = outer.new_zeros((batch.n_systems, 3, 3)).index_add(0, batch.system_idx, outer)
     strain = strain + cell.detach().transpose(1, 2) @ gc
     return e_b.detach(), -gx, -strain
+
+
+def _is_single(structures) -> bool:
+    from ase import Atoms
+
+    return isinstance(structures, Atoms)
 
 
 def _check_threads(n):

@@ -1,0 +1,329 @@
+"""Second derivatives of the ACE site energies: per-site Hessian blocks and their products.
+
+The site energy of atom i is a function of its own edge vectors only, through per-atom sums
+(ACE_SPEC.md 2.10-2.12):
+
+    z_i = sum_j phi(r_ij) = [Re A, Im A, A1, rho_core, f_zbl],   E_i = G(z_i)
+
+(f_zbl, the zbl switch, is a function of one edge, the nearest one: it is written as a feature of
+that edge alone). By the chain rule the Hessian of E_i in its edge vectors r_j, r_k is
+
+    d2E_i / dr_j dr_k = J_j^T K_i J_k + delta_jk D_j,     J_j = dphi/dr (r_j),  K_i = d2G/dz2,
+    D_j = d2/dr2 [ w_i . phi(r) ] at r_j,               w_i = dG/dz.
+
+``J`` is analytic (radial values and derivatives, harmonics and their gradients). ``K`` has two
+parts, with G = Phi(rho, rho_core, f_zbl) and rho linear in A1 and multilinear in A:
+
+    K = U^T Phi'' U + sum_p Phi'_p d2rho_p/dA2,     U = d(rho, rho_core, f_zbl)/dz
+
+``U`` comes from the product-basis adjoint (one call per density), Phi' and Phi'' from autograd of
+the embedding on P + 2 variables per atom, and the second derivatives of the products from the
+factor codes directly (:func:`_product_curvature`: for each term, each pair of its factors times
+the product of the others). ``D`` is autograd of the scalar w . phi per edge (three backward
+passes for all edges at once: the edges are independent variables). Nothing here loops over atoms
+or over neighbours: the cost per atom does not grow with the number of atoms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from acepy.kernels import product_basis, product_basis_adjoint, spherical_harmonics
+
+from .component import BatchGraph
+from .hessian_routes import SiteBlocks
+
+# Bytes of work arrays per chunk of atoms (K, J, the blocks): bounds the memory of a Hessian call.
+CHUNK_BYTES = 256 * 2**20
+
+
+@dataclass
+class _Curvature:
+    """What one chunk of atoms needs for blocks and products: per slot J (n, M, Z, 3), K (n, Z, Z),
+    the per-edge D (n, M, 3, 3), the neighbour of each slot and the slot mask (n, M)."""
+
+    centers: torch.Tensor
+    neighbors: torch.Tensor
+    mask: torch.Tensor
+    jac: torch.Tensor
+    k: torch.Tensor
+    diag: torch.Tensor
+
+
+class ProductCurvaturePlan:
+    """The factor codes of an ACE's product basis regrouped by (species, rank) for second derivatives."""
+
+    def __init__(self, plan, width: int):
+        codes = plan.codes.cpu().numpy()
+        coeff = plan.coeff
+        offsets = plan.group_offsets.cpu().numpy()
+        self.width = width
+        self.groups: list[list[tuple]] = []
+        for g in range(len(offsets) - 1):
+            s0, s1 = int(offsets[g]), int(offsets[g + 1])
+            ranks = (codes[s0:s1] >= 0).sum(axis=1)
+            parts = []
+            for r in sorted(set(int(x) for x in ranks)):
+                if r < 2:
+                    continue
+                rows = s0 + np.nonzero(ranks == r)[0]
+                c = codes[rows, :r]
+                dev = plan.codes.device
+                col = torch.as_tensor(c >> 2, device=dev)
+                # dz/dIm A = +i for a plain factor, -i for a conjugated one: sigma = +1 / -1
+                sigma = torch.as_tensor(np.where((c >> 1) & 1, -1.0, 1.0), dtype=coeff.dtype, device=dev)
+                sign = torch.as_tensor(np.where(c & 1, -1.0, 1.0), dtype=coeff.dtype, device=dev)
+                conj = torch.as_tensor(((c >> 1) & 1).astype(bool), device=dev)
+                parts.append((r, col, conj, sigma, sign, coeff[torch.as_tensor(rows, device=dev)]))
+            self.groups.append(parts)
+
+
+def _product_curvature(cplan: ProductCurvaturePlan, a: torch.Tensor, species: torch.Tensor,
+                       weights: torch.Tensor) -> torch.Tensor:
+    """sum_p weights_p d2rho_p / dz dz over z = [Re A, Im A] per atom: ``(n, 2H, 2H)``.
+
+    rho_p = sum_t c_tp Re(prod_k z_k), z_k = s_k A_col or s_k conj(A_col). For factors u != v of a
+    term, d2 Re(prod) / d(x|y)_u d(x|y)_v = Re(Q d_u d_v) with Q = s_u s_v prod_{k != u, v} z_k,
+    d = 1 for the real part x and i sigma for the imaginary part y (sigma = -1 when conjugated).
+    """
+    n, h = a.shape
+    z2 = 2 * h
+    out = a.real.new_zeros((n, z2 * z2))
+    for g, parts in enumerate(cplan.groups):
+        atoms = torch.nonzero(species == g).squeeze(1)
+        if atoms.numel() == 0:
+            continue
+        rows = a[atoms]
+        base = (atoms * (z2 * z2))[:, None]
+        for r, col, conj, sigma, sign, coeff in parts:
+            w = weights[atoms] @ coeff.T  # (n_g, T)
+            zs = rows[:, col]  # (n_g, T, r)
+            zs = torch.where(conj, zs.conj(), zs) * sign
+            for u in range(r):
+                for v in range(u + 1, r):
+                    others = [k for k in range(r) if k not in (u, v)]
+                    q = w * (sign[:, u] * sign[:, v])
+                    if others:
+                        prod = zs[:, :, others[0]]
+                        for k in others[1:]:
+                            prod = prod * zs[:, :, k]
+                        q = q * prod
+                    else:
+                        q = torch.complex(q, torch.zeros_like(q))
+                    su, sv = sigma[:, u], sigma[:, v]
+                    cu, cv = col[:, u], col[:, v]
+                    vals = (q.real, -sv * q.imag, -su * q.imag, -su * sv * q.real)
+                    idx = (cu * z2 + cv, cu * z2 + h + cv, (h + cu) * z2 + cv, (h + cu) * z2 + h + cv)
+                    for val, ix in zip(vals, idx):
+                        out.view(-1).index_add_(0, (base + ix[None, :]).reshape(-1), val.reshape(-1))
+    out = out.view(n, z2, z2)
+    return out + out.transpose(1, 2)
+
+
+def _curvature_plan(ace) -> ProductCurvaturePlan:
+    cplan = getattr(ace, "_curvature_plan", None)
+    if cplan is None:
+        cplan = ProductCurvaturePlan(ace.plan, ace.nelements * ace.nradmax * ace.n_half)
+        ace._curvature_plan = cplan
+    return cplan
+
+
+def _chunks(ace, offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
+    """Atom ranges whose K, J and blocks fit :data:`CHUNK_BYTES`."""
+    n = offsets.shape[0] - 1
+    counts = np.diff(offsets)
+    a0 = 0
+    while a0 < n:
+        a1, m = a0, 0
+        while a1 < n:
+            m_new = max(m, int(counts[a1]))
+            per_atom = 8 * (n_z * n_z + 2 * m_new * 3 * n_z + 9 * m_new * m_new + 9 * m_new)
+            if a1 > a0 and (a1 - a0 + 1) * per_atom > CHUNK_BYTES:
+                break
+            a1, m = a1 + 1, m_new
+        yield a0, a1
+        a0 = a1
+
+
+def site_curvatures(ace, inputs: BatchGraph, backend: str) -> Iterator[_Curvature]:
+    """J, K and D of every atom of ``inputs``, chunk by chunk (float64 exact; ``backend`` runs the
+    forward kernels: atomic base, product basis and its adjoint)."""
+    edges_all = ace._prepare(inputs)
+    offsets = edges_all.offsets.cpu().numpy()
+    species = inputs.species
+    nel, nrad, nh, nb = ace.nelements, ace.nradmax, ace.n_half, ace.nradbase
+    width = nel * nrad * nh if (nrad > 0 and ace.plan.n_terms > 0) else 0
+    zbl = ace.inner_cutoff_type == "zbl"
+    n_z = 2 * width + nel * nb + 1 + int(zbl)
+    p_max = ace.max_ndensity
+    cplan = _curvature_plan(ace) if width else None
+    l_of = torch.as_tensor([l for l in range(ace.lmax + 1) for _ in range(l + 1)], device=ace.device)
+    for a0, a1 in _chunks(ace, offsets, n_z):
+        e0, e1 = int(offsets[a0]), int(offsets[a1])
+        edges = edges_all.slice(a0, a1, e0, e1)
+        sp = species[a0:a1]
+        n, n_e = a1 - a0, e1 - e0
+        vec = edges.vectors.detach().requires_grad_(True)
+        with torch.enable_grad():
+            r = torch.linalg.vector_norm(vec, dim=1)
+            rad = ace.radial.evaluate(r, edges.mu_i, edges.mu_j, backend="torch", check=False)
+            rhat = (vec / r[:, None]).detach()
+            # ---- per-edge features phi (differentiable) and their Jacobian J (analytic) -----------
+            feats, jacs = [], []
+            if width:
+                y_re, y_im, dy_re, dy_im = spherical_harmonics(vec, ace.lmax, gradients=True, backend="torch")
+                rnl = rad.rnl[:, :, l_of]  # (E, nrad, nh)
+                drnl = rad.drnl[:, :, l_of].detach()
+                a_re_e = rnl * y_re[:, None, :]
+                a_im_e = rnl * y_im[:, None, :]
+                j_re = (drnl * y_re.detach()[:, None, :])[..., None] * rhat[:, None, None, :] \
+                    + rnl.detach()[..., None] * dy_re.detach()[:, None, :, :]
+                j_im = (drnl * y_im.detach()[:, None, :])[..., None] * rhat[:, None, None, :] \
+                    + rnl.detach()[..., None] * dy_im.detach()[:, None, :, :]
+                flat, flat_j = (n_e, nrad * nh), (n_e, nrad * nh, 3)
+                feats += [_species_block(a_re_e.reshape(flat), edges.mu_j, nel),
+                          _species_block(a_im_e.reshape(flat), edges.mu_j, nel)]
+                jacs += [_species_block(j_re.reshape(flat_j), edges.mu_j, nel),
+                         _species_block(j_im.reshape(flat_j), edges.mu_j, nel)]
+            feats.append(_species_block(rad.gk, edges.mu_j, nel))
+            jacs.append(_species_block(rad.dgk.detach()[..., None] * rhat[:, None, :], edges.mu_j, nel))
+            feats.append(rad.cr[:, None])
+            jacs.append((rad.dcr.detach()[:, None] * rhat)[:, None, :])
+            if zbl:
+                f, df_dr, zedge = ace._zbl_switch(n, _with_r(edges, r))
+                has = zedge >= 0
+                fz = r.new_zeros(n_e).index_put((zedge[has],), f[has])
+                dfz = r.new_zeros(n_e).index_put((zedge[has],), df_dr.detach()[has])
+                feats.append(fz[:, None])
+                jacs.append((dfz[:, None] * rhat)[:, None, :])
+            phi = torch.cat(feats, dim=1)  # (E, Z)
+            jac = torch.cat(jacs, dim=1)  # (E, Z, 3)
+        # ---- per-atom sums and the outer function G --------------------------------------------
+        zsum = phi.detach().new_zeros((n, n_z)).index_add(0, edges.centers, phi.detach())
+        if zbl:  # atoms without neighbours have f_zbl = 1 (see ACE._zbl_switch)
+            zsum[:, -1] = torch.where(torch.bincount(edges.centers, minlength=n) > 0, zsum[:, -1], 1.0)
+        a1_part = zsum[:, 2 * width:2 * width + nel * nb]
+        core = zsum[:, 2 * width + nel * nb]
+        f_zbl = zsum[:, -1] if zbl else None
+        u = zsum.new_zeros((n, p_max + 2, n_z))  # d(rho, core, f_zbl)/dz
+        rho = torch.einsum("ik,ikp->ip", a1_part, ace._rank1[sp])
+        u[:, :p_max, 2 * width:2 * width + nel * nb] = ace._rank1[sp].transpose(1, 2)
+        a_c = None
+        if width:
+            a_re = zsum[:, :width].contiguous()
+            a_im = zsum[:, width:2 * width].contiguous()
+            rho = rho + product_basis(a_re, a_im, sp, ace.plan, backend=backend, check=False)
+            for p in range(p_max):
+                onehot = zsum.new_zeros((n, p_max))
+                onehot[:, p] = 1.0
+                g_re, g_im = product_basis_adjoint(a_re, a_im, sp, ace.plan, onehot, backend=backend, check=False)
+                u[:, p, :width], u[:, p, width:2 * width] = g_re, g_im
+            a_c = torch.complex(a_re, a_im)
+        u[:, p_max, 2 * width + nel * nb] = 1.0
+        if zbl:
+            u[:, p_max + 1, -1] = 1.0
+        d1, d2 = _outer_derivatives(ace, sp, rho, core, f_zbl)
+        k = torch.einsum("iqz,iqs,isy->izy", u, d2, u)
+        if width:
+            k[:, :2 * width, :2 * width] += _product_curvature(cplan, a_c, sp, d1[:, :p_max])
+        w = torch.einsum("iq,iqz->iz", d1, u)  # dG/dz
+        # ---- D: the Hessian of w . phi(r) per edge -----------------------------------------------
+        with torch.enable_grad():
+            s = (phi * w[edges.centers]).sum()
+            (g,) = torch.autograd.grad(s, vec, create_graph=True)
+            diag = torch.stack([torch.autograd.grad(g[:, a].sum(), vec, retain_graph=a < 2)[0] for a in range(3)],
+                               dim=1)  # (E, 3 [first], 3 [second])
+        yield _padded(a0, n, edges, jac, k, diag.detach())
+
+
+def _with_r(edges, r):
+    """The chunk's edges with differentiable distances (for the zbl switch)."""
+    from dataclasses import replace
+
+    return replace(edges, r=r)
+
+
+def _species_block(values: torch.Tensor, mu_j: torch.Tensor, nel: int) -> torch.Tensor:
+    """Per-edge features ``(E, S)`` (or Jacobians ``(E, S, 3)``) placed in the block of z that
+    belongs to the edge's neighbour species: ``(E, nel * S[, 3])``, zero elsewhere."""
+    if nel == 1:
+        return values
+    e, size = values.shape[0], values.shape[1]
+    out = values.new_zeros((e, nel) + tuple(values.shape[1:]))
+    out[torch.arange(e, device=values.device), mu_j] = values
+    return out.reshape((e, nel * size) + tuple(values.shape[2:]))
+
+
+def _outer_derivatives(ace, species, rho, core, f_zbl):
+    """dPhi and d2Phi of E_i = Phi(rho, rho_core, f_zbl) per atom: ``(n, P+2)``, ``(n, P+2, P+2)``."""
+    p = rho.shape[1]
+    x = torch.cat([rho, core[:, None], (f_zbl if f_zbl is not None else torch.ones_like(core))[:, None]], dim=1)
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        zeros_a1 = x.new_zeros((x.shape[0], ace.nelements * ace.nradbase))
+        f = x[:, p + 1] if f_zbl is not None else None
+        e = ace._site_energies_from(species, x[:, :p], zeros_a1, x[:, p], f, derivatives=False)[0]
+        (d1,) = torch.autograd.grad(e.sum(), x, create_graph=True)
+        rows = []
+        for q in range(p + 2):
+            if d1.requires_grad:
+                (h,) = torch.autograd.grad(d1[:, q].sum(), x, retain_graph=True, allow_unused=True)
+            else:
+                h = None
+            rows.append(torch.zeros_like(x) if h is None else h)
+    return d1.detach(), torch.stack(rows, dim=1).detach()
+
+
+def _padded(a0: int, n: int, edges, jac, k, diag) -> _Curvature:
+    """Per-edge J and D regrouped into slots (n, M, ...) by centre."""
+    offsets = edges.offsets
+    counts = offsets[1:] - offsets[:-1]
+    m = int(counts.max()) if n else 0
+    slot = torch.arange(edges.centers.shape[0], device=jac.device) - offsets[edges.centers]
+    mask = torch.zeros((n, m), dtype=torch.bool, device=jac.device)
+    mask[edges.centers, slot] = True
+    centers = torch.arange(a0, a0 + n, device=jac.device)
+    neighbors = centers[:, None].expand(n, m).clone()
+    neighbors[edges.centers, slot] = edges.neighbors
+    jp = jac.new_zeros((n, m) + jac.shape[1:])
+    jp[edges.centers, slot] = jac
+    dp = diag.new_zeros((n, m, 3, 3))
+    dp[edges.centers, slot] = diag
+    return _Curvature(centers, neighbors, mask, jp, k, dp)
+
+
+def ace_site_blocks(ace, inputs: BatchGraph, backend: str) -> Iterator[SiteBlocks]:
+    """The site Hessian blocks of :mod:`this module's <acepy.models.ace_hessian>` formula, chunk by chunk."""
+    for c in site_curvatures(ace, inputs, backend):
+        n, m = c.mask.shape
+        if m == 0:
+            continue
+        jf = c.jac.permute(0, 2, 1, 3).reshape(n, c.k.shape[1], 3 * m)  # (n, Z, 3M)
+        blocks = jf.transpose(1, 2) @ (c.k @ jf)  # (n, 3M, 3M)
+        blocks = blocks.reshape(n, m, 3, m, 3)
+        idx = torch.arange(m, device=blocks.device)
+        blocks[:, idx, :, idx, :] += c.diag.transpose(0, 1)
+        yield SiteBlocks(c.centers, c.neighbors, blocks)
+
+
+def ace_hvp(ace, inputs: BatchGraph, vectors: torch.Tensor, backend: str) -> torch.Tensor:
+    """H v for ``vectors (K, N, 3)`` without forming any Hessian block: per site J^T K (J u) + D u
+    with u the edge displacements v_j - v_i; returns ``(K, N, 3)``."""
+    out = torch.zeros_like(vectors)
+    for c in site_curvatures(ace, inputs, backend):
+        n, m = c.mask.shape
+        if m == 0:
+            continue
+        u = vectors[:, c.neighbors] - vectors[:, c.centers][:, :, None, :]  # (K, n, M, 3)
+        ju = torch.einsum("imza,kima->kiz", c.jac, u)
+        kju = torch.einsum("izy,kiy->kiz", c.k, ju)
+        y = torch.einsum("imza,kiz->kima", c.jac, kju) + torch.einsum("imab,kimb->kima", c.diag, u)
+        y = y * c.mask[None, :, :, None]
+        kk = vectors.shape[0]
+        out.index_add_(1, c.neighbors.reshape(-1), y.reshape(kk, -1, 3))
+        out.index_add_(1, c.centers, -y.sum(2))
+    return out
