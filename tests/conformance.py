@@ -150,8 +150,9 @@ def check_input_not_mutated(stack, atoms):
 
 def check_hessian(make_stack, atoms):
     """The Hessian from double autograd of ``Stack.energy`` is symmetric, obeys the acoustic sum
-    rule (sum over j of H[i, a, j, b] = 0: a rigid translation changes no force), and its rows
-    equal central differences of the fast path's forces."""
+    rule (sum over j of H[i, a, j, b] = 0: a rigid translation changes no force), its rows equal
+    central differences of the fast path's forces, and ``Stack.hessian`` /
+    ``Stack.hessian_vector_product`` (the component's own second-derivative route) equal it."""
     stack = make_stack("torch")
     batch = acepy.batch_from_atoms(atoms, charges=True).requires_grad_(cell=False)
     energy = stack.energy(batch).sum()
@@ -175,6 +176,13 @@ def check_hessian(make_stack, atoms):
         minus.positions[i, a] -= h
         fd = -(fast.evaluate(plus)["forces"] - fast.evaluate(minus)["forces"]) / (2 * h)
         assert float((hess[i, a] - fd).abs().max()) <= 1e-4 * scale, (i, a)
+    # the component's own route of Stack.hessian (per-site blocks; structure-level: autograd) and
+    # its matrix-free products equal the dense double autograd above, on both backends
+    v = torch.randn(2, n, 3, dtype=torch.float64)
+    for model in (stack, fast):
+        _close(model.hessian(atoms), hess, rtol=1e-12, what=f"Stack.hessian ({model.backend})")
+        _close(model.hessian_vector_product(atoms, v), torch.einsum("iajb,kjb->kia", hess, v), rtol=1e-12,
+               what=f"Stack.hessian_vector_product ({model.backend})")
 
 
 def _random_rotation(rng) -> np.ndarray:

@@ -89,6 +89,9 @@ class ACECalculator(Calculator):
     runs the gradient pass, which gives both at once (stress where the cell has a volume). Stress
     of a structure without a cell volume (a cluster with a zero cell) raises ASE's
     ``PropertyNotImplementedError``. ASE's sign: positive under tension.
+
+    :meth:`get_hessian` gives d2E/dx dx (eV/A^2, fixed cell) as a ``(3N, 3N)`` array, index
+    ``3 i + a``: the layout of ASE's ``VibrationsData``, Sella and DeePMD's ``hessian.npy``.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
@@ -205,6 +208,26 @@ class ACECalculator(Calculator):
         if "stress" in out:
             s = _numpy64(out["stress"][0])
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+
+    def get_hessian(self, atoms=None, method: str = "auto") -> np.ndarray:
+        """The Hessian d2E/dx dx at fixed cell in eV/A^2, ``(3N, 3N)`` (row ``3 i + a``), from the
+        model's exact per-site route (``method`` as in :meth:`acepy.models.Stack.hessian`). Kept
+        with the other results until the atoms change."""
+        if atoms is None:
+            atoms = self.atoms
+        if atoms is None:
+            raise ValueError("ACECalculator.get_hessian: no atoms (pass them, or attach the calculator to them)")
+        key = f"hessian:{method}"
+        if self.calculation_required(atoms, [key]):
+            if self.check_state(atoms):
+                self.results = {}
+            self.atoms = atoms.copy()
+            extra = {} if self._call_threads is None else {"num_threads": self._call_threads}
+            h = self.model.hessian(self.atoms, method=method, **extra)
+            n = len(self.atoms)
+            self.results[key] = _numpy64(h).reshape(3 * n, 3 * n)
+        return self.results[key].copy()
 
 
 def _numpy64(t: torch.Tensor) -> np.ndarray:
