@@ -43,7 +43,7 @@ CHUNK_BYTES = 256 * 2**20
 
 @dataclass
 class _Curvature:
-    """What one chunk of atoms needs for blocks and products: per slot J (n, M, Z, 3), K (n, Z, Z),
+    """What one chunk of atoms needs for blocks and products: per slot J (n, Z, M, 3), K (n, Z, Z),
     the per-edge D (n, M, 3, 3), the neighbour of each slot and the slot mask (n, M)."""
 
     centers: torch.Tensor
@@ -82,23 +82,32 @@ class ProductCurvaturePlan:
             self.groups.append(parts)
 
 
-def _product_curvature(cplan: ProductCurvaturePlan, a: torch.Tensor, species: torch.Tensor,
-                       weights: torch.Tensor) -> torch.Tensor:
-    """sum_p weights_p d2rho_p / dz dz over z = [Re A, Im A] per atom: ``(n, 2H, 2H)``.
+def _product_curvature_into(out: torch.Tensor, cplan: ProductCurvaturePlan, a: torch.Tensor,
+                            species: torch.Tensor, weights: torch.Tensor, kept_of: torch.Tensor, nk: int) -> None:
+    """Add sum_p weights_p d2rho_p / dz dz, z = [Re A, Im A], to the per-atom K in ``out``.
+
+    ``out (n, nk * nk + 1)``: each atom's K over the kept variables, row-major, plus one slot that
+    collects the entries of variables that are identically zero (Im A of m = 0), dropped.
+    ``kept_of (2H,)``: the kept index of each A variable, or -1.
 
     rho_p = sum_t c_tp Re(prod_k z_k), z_k = s_k A_col or s_k conj(A_col). For factors u != v of a
     term, d2 Re(prod) / d(x|y)_u d(x|y)_v = Re(Q d_u d_v) with Q = s_u s_v prod_{k != u, v} z_k,
     d = 1 for the real part x and i sigma for the imaginary part y (sigma = -1 when conjugated).
+    Both orders (u, v) and (v, u) are written: K comes out symmetric without a transpose pass.
     """
-    n, h = a.shape
-    z2 = 2 * h
-    out = a.real.new_zeros((n, z2 * z2))
+    h = a.shape[1]
+    trash = nk * nk
+
+    def target(i, j):
+        ki, kj = kept_of[i], kept_of[j]
+        return torch.where((ki >= 0) & (kj >= 0), ki * nk + kj, trash)
+
     for g, parts in enumerate(cplan.groups):
         atoms = torch.nonzero(species == g).squeeze(1)
         if atoms.numel() == 0:
             continue
         rows = a[atoms]
-        base = (atoms * (z2 * z2))[:, None]
+        base = (atoms * (trash + 1))[:, None]
         for r, col, conj, sigma, sign, coeff in parts:
             w = weights[atoms] @ coeff.T  # (n_g, T)
             zs = rows[:, col]  # (n_g, T, r)
@@ -115,13 +124,12 @@ def _product_curvature(cplan: ProductCurvaturePlan, a: torch.Tensor, species: to
                     else:
                         q = torch.complex(q, torch.zeros_like(q))
                     su, sv = sigma[:, u], sigma[:, v]
-                    cu, cv = col[:, u], col[:, v]
-                    vals = (q.real, -sv * q.imag, -su * q.imag, -su * sv * q.real)
-                    idx = (cu * z2 + cv, cu * z2 + h + cv, (h + cu) * z2 + cv, (h + cu) * z2 + h + cv)
-                    for val, ix in zip(vals, idx):
-                        out.view(-1).index_add_(0, (base + ix[None, :]).reshape(-1), val.reshape(-1))
-    out = out.view(n, z2, z2)
-    return out + out.transpose(1, 2)
+                    xu, xv, yu, yv = col[:, u], col[:, v], h + col[:, u], h + col[:, v]
+                    xx, xy, yx, yy = q.real, -sv * q.imag, -su * q.imag, -su * sv * q.real
+                    idx = torch.cat([target(xu, xv), target(xu, yv), target(yu, xv), target(yu, yv),
+                                     target(xv, xu), target(yv, xu), target(xv, yu), target(yv, yu)])
+                    vals = torch.cat([xx, xy, yx, yy, xx, xy, yx, yy], dim=1)
+                    out.view(-1).index_add_(0, (base + idx[None, :]).reshape(-1), vals.reshape(-1))
 
 
 def _curvature_plan(ace) -> ProductCurvaturePlan:
@@ -132,8 +140,9 @@ def _curvature_plan(ace) -> ProductCurvaturePlan:
     return cplan
 
 
-def _chunks(ace, offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
-    """Atom ranges whose K, J and blocks fit :data:`CHUNK_BYTES`."""
+def _chunks(offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
+    """Atom ranges whose work arrays (K and the curvature of the products, J per slot twice, the
+    blocks) fit :data:`CHUNK_BYTES`."""
     n = offsets.shape[0] - 1
     counts = np.diff(offsets)
     a0 = 0
@@ -141,7 +150,7 @@ def _chunks(ace, offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
         a1, m = a0, 0
         while a1 < n:
             m_new = max(m, int(counts[a1]))
-            per_atom = 8 * (n_z * n_z + 2 * m_new * 3 * n_z + 9 * m_new * m_new + 9 * m_new)
+            per_atom = 8 * (2 * n_z * n_z + 3 * 3 * m_new * n_z + 9 * m_new * m_new)
             if a1 > a0 and (a1 - a0 + 1) * per_atom > CHUNK_BYTES:
                 break
             a1, m = a1 + 1, m_new
@@ -149,70 +158,85 @@ def _chunks(ace, offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
         a0 = a1
 
 
+class _Layout:
+    """Where each part of z = [Re A, Im A, A1, rho_core, f_zbl] sits, and which variables can be
+    non-zero (``keep``: Im A of m = 0 is identically zero, Y_l0 being real)."""
+
+    def __init__(self, ace):
+        nel, nrad, nh, nb = ace.nelements, ace.nradmax, ace.n_half, ace.nradbase
+        self.width = nel * nrad * nh if (nrad > 0 and ace.plan.n_terms > 0) else 0
+        self.zbl = ace.inner_cutoff_type == "zbl"
+        w = self.width
+        self.a1 = slice(2 * w, 2 * w + nel * nb)
+        self.core = 2 * w + nel * nb
+        self.n_z = self.core + 1 + int(self.zbl)
+        keep = np.ones(self.n_z, dtype=bool)
+        if w:
+            m_of = np.array([m for l in range(ace.lmax + 1) for m in range(l + 1)])
+            im_m0 = np.tile(m_of == 0, nel * nrad)
+            keep[w:2 * w] = ~im_m0
+        self.keep = torch.as_tensor(np.nonzero(keep)[0], device=ace.device)
+        kept_of = np.full(self.n_z, -1)
+        kept_of[keep] = np.arange(int(keep.sum()))
+        self.kept_of = torch.as_tensor(kept_of[:2 * w], device=ace.device)  # A variables -> kept index
+        self.l_of = torch.as_tensor([l for l in range(ace.lmax + 1) for _ in range(l + 1)], device=ace.device)
+
+
 def site_curvatures(ace, inputs: BatchGraph, backend: str) -> Iterator[_Curvature]:
-    """J, K and D of every atom of ``inputs``, chunk by chunk (float64 exact; ``backend`` runs the
-    forward kernels: atomic base, product basis and its adjoint)."""
+    """J, K and D of every atom of ``inputs``, chunk by chunk (exact; ``backend`` runs the forward
+    kernels: product basis and its adjoint)."""
     edges_all = ace._prepare(inputs)
     offsets = edges_all.offsets.cpu().numpy()
     species = inputs.species
     nel, nrad, nh, nb = ace.nelements, ace.nradmax, ace.n_half, ace.nradbase
-    width = nel * nrad * nh if (nrad > 0 and ace.plan.n_terms > 0) else 0
-    zbl = ace.inner_cutoff_type == "zbl"
-    n_z = 2 * width + nel * nb + 1 + int(zbl)
-    p_max = ace.max_ndensity
+    lay = _Layout(ace)
+    width, n_z, p_max = lay.width, lay.n_z, ace.max_ndensity
     cplan = _curvature_plan(ace) if width else None
-    l_of = torch.as_tensor([l for l in range(ace.lmax + 1) for _ in range(l + 1)], device=ace.device)
-    for a0, a1 in _chunks(ace, offsets, n_z):
+    for a0, a1 in _chunks(offsets, int(lay.keep.numel())):
         e0, e1 = int(offsets[a0]), int(offsets[a1])
         edges = edges_all.slice(a0, a1, e0, e1)
         sp = species[a0:a1]
         n, n_e = a1 - a0, e1 - e0
+        centers, mu_j = edges.centers, edges.mu_j
         vec = edges.vectors.detach().requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad():  # the values stay differentiable for D below
             r = torch.linalg.vector_norm(vec, dim=1)
-            rad = ace.radial.evaluate(r, edges.mu_i, edges.mu_j, backend="torch", check=False)
+            rad = ace.radial.evaluate(r, edges.mu_i, mu_j, backend="torch", check=False)
             rhat = (vec / r[:, None]).detach()
-            # ---- per-edge features phi (differentiable) and their Jacobian J (analytic) -----------
-            feats, jacs = [], []
             if width:
                 y_re, y_im, dy_re, dy_im = spherical_harmonics(vec, ace.lmax, gradients=True, backend="torch")
-                rnl = rad.rnl[:, :, l_of]  # (E, nrad, nh)
-                drnl = rad.drnl[:, :, l_of].detach()
-                a_re_e = rnl * y_re[:, None, :]
-                a_im_e = rnl * y_im[:, None, :]
-                j_re = (drnl * y_re.detach()[:, None, :])[..., None] * rhat[:, None, None, :] \
-                    + rnl.detach()[..., None] * dy_re.detach()[:, None, :, :]
-                j_im = (drnl * y_im.detach()[:, None, :])[..., None] * rhat[:, None, None, :] \
-                    + rnl.detach()[..., None] * dy_im.detach()[:, None, :, :]
-                flat, flat_j = (n_e, nrad * nh), (n_e, nrad * nh, 3)
-                feats += [_species_block(a_re_e.reshape(flat), edges.mu_j, nel),
-                          _species_block(a_im_e.reshape(flat), edges.mu_j, nel)]
-                jacs += [_species_block(j_re.reshape(flat_j), edges.mu_j, nel),
-                         _species_block(j_im.reshape(flat_j), edges.mu_j, nel)]
-            feats.append(_species_block(rad.gk, edges.mu_j, nel))
-            jacs.append(_species_block(rad.dgk.detach()[..., None] * rhat[:, None, :], edges.mu_j, nel))
-            feats.append(rad.cr[:, None])
-            jacs.append((rad.dcr.detach()[:, None] * rhat)[:, None, :])
-            if zbl:
+            if lay.zbl:
                 f, df_dr, zedge = ace._zbl_switch(n, _with_r(edges, r))
                 has = zedge >= 0
                 fz = r.new_zeros(n_e).index_put((zedge[has],), f[has])
-                dfz = r.new_zeros(n_e).index_put((zedge[has],), df_dr.detach()[has])
-                feats.append(fz[:, None])
-                jacs.append((dfz[:, None] * rhat)[:, None, :])
-            phi = torch.cat(feats, dim=1)  # (E, Z)
-            jac = torch.cat(jacs, dim=1)  # (E, Z, 3)
+        # ---- per-edge features phi and their Jacobian J = dphi/dr (analytic) -------------------
+        feats, jacs = [], []
+        if width:
+            rnl = rad.rnl.detach()[:, :, lay.l_of]  # (E, nrad, nh)
+            drnl = rad.drnl.detach()[:, :, lay.l_of]
+            for y, dy in ((y_re.detach(), dy_re.detach()), (y_im.detach(), dy_im.detach())):
+                feats.append(_species_block((rnl * y[:, None, :]).reshape(n_e, nrad * nh), mu_j, nel))
+                j = (drnl * y[:, None, :])[..., None] * rhat[:, None, None, :] + rnl[..., None] * dy[:, None, :, :]
+                jacs.append(_species_block(j.reshape(n_e, nrad * nh, 3), mu_j, nel))
+        feats.append(_species_block(rad.gk.detach(), mu_j, nel))
+        jacs.append(_species_block(rad.dgk.detach()[..., None] * rhat[:, None, :], mu_j, nel))
+        feats.append(rad.cr.detach()[:, None])
+        jacs.append((rad.dcr.detach()[:, None] * rhat)[:, None, :])
+        if lay.zbl:
+            dfz = r.new_zeros(n_e).index_put((zedge[has],), df_dr.detach()[has])
+            feats.append(fz.detach()[:, None])
+            jacs.append((dfz[:, None] * rhat)[:, None, :])
+        phi = torch.cat(feats, dim=1)  # (E, Z)
+        jac = torch.cat(jacs, dim=1)[:, lay.keep]  # (E, Z', 3)
         # ---- per-atom sums and the outer function G --------------------------------------------
-        zsum = phi.detach().new_zeros((n, n_z)).index_add(0, edges.centers, phi.detach())
-        if zbl:  # atoms without neighbours have f_zbl = 1 (see ACE._zbl_switch)
-            zsum[:, -1] = torch.where(torch.bincount(edges.centers, minlength=n) > 0, zsum[:, -1], 1.0)
-        a1_part = zsum[:, 2 * width:2 * width + nel * nb]
-        core = zsum[:, 2 * width + nel * nb]
-        f_zbl = zsum[:, -1] if zbl else None
+        zsum = phi.new_zeros((n, n_z)).index_add(0, centers, phi)
+        if lay.zbl:  # atoms without neighbours have f_zbl = 1 (see ACE._zbl_switch)
+            zsum[:, -1] = torch.where(torch.bincount(centers, minlength=n) > 0, zsum[:, -1], 1.0)
+        core = zsum[:, lay.core]
+        f_zbl = zsum[:, -1] if lay.zbl else None
         u = zsum.new_zeros((n, p_max + 2, n_z))  # d(rho, core, f_zbl)/dz
-        rho = torch.einsum("ik,ikp->ip", a1_part, ace._rank1[sp])
-        u[:, :p_max, 2 * width:2 * width + nel * nb] = ace._rank1[sp].transpose(1, 2)
-        a_c = None
+        rho = torch.einsum("ik,ikp->ip", zsum[:, lay.a1], ace._rank1[sp])
+        u[:, :p_max, lay.a1] = ace._rank1[sp].transpose(1, 2)
         if width:
             a_re = zsum[:, :width].contiguous()
             a_im = zsum[:, width:2 * width].contiguous()
@@ -222,22 +246,46 @@ def site_curvatures(ace, inputs: BatchGraph, backend: str) -> Iterator[_Curvatur
                 onehot[:, p] = 1.0
                 g_re, g_im = product_basis_adjoint(a_re, a_im, sp, ace.plan, onehot, backend=backend, check=False)
                 u[:, p, :width], u[:, p, width:2 * width] = g_re, g_im
-            a_c = torch.complex(a_re, a_im)
-        u[:, p_max, 2 * width + nel * nb] = 1.0
-        if zbl:
+        u[:, p_max, lay.core] = 1.0
+        if lay.zbl:
             u[:, p_max + 1, -1] = 1.0
         d1, d2 = _outer_derivatives(ace, sp, rho, core, f_zbl)
-        k = torch.einsum("iqz,iqs,isy->izy", u, d2, u)
+        # K over the kept variables: the products' curvature scattered in place, then U^T Phi'' U
+        nk = int(lay.keep.numel())
+        flat = zsum.new_zeros((n, nk * nk + 1))
         if width:
-            k[:, :2 * width, :2 * width] += _product_curvature(cplan, a_c, sp, d1[:, :p_max])
+            _product_curvature_into(flat, cplan, torch.complex(a_re, a_im), sp, d1[:, :p_max], lay.kept_of, nk)
+        k = flat.as_strided((n, nk, nk), (nk * nk + 1, nk, 1))
+        if bool((d2 != 0).any()):
+            u_k = u[:, :, lay.keep]
+            k = torch.baddbmm(k, u_k.transpose(1, 2), torch.bmm(d2, u_k))
         w = torch.einsum("iq,iqz->iz", d1, u)  # dG/dz
-        # ---- D: the Hessian of w . phi(r) per edge -----------------------------------------------
+        # ---- D: the Hessian of w_i . phi(r) per edge, contracted before differentiating ----------
         with torch.enable_grad():
-            s = (phi * w[edges.centers]).sum()
-            (g,) = torch.autograd.grad(s, vec, create_graph=True)
-            diag = torch.stack([torch.autograd.grad(g[:, a].sum(), vec, retain_graph=a < 2)[0] for a in range(3)],
-                               dim=1)  # (E, 3 [first], 3 [second])
-        yield _padded(a0, n, edges, jac, k, diag.detach())
+            s = (w[centers, lay.core] * rad.cr).sum()
+            s = s + (w[:, lay.a1].reshape(n, nel, nb)[centers, mu_j] * rad.gk).sum()
+            if width:
+                w_re = w[:, :width].reshape(n, nel, nrad, nh)[centers, mu_j]
+                w_im = w[:, width:2 * width].reshape(n, nel, nrad, nh)[centers, mu_j]
+                q = w_re * y_re[:, None, :] + w_im * y_im[:, None, :]  # (E, nrad, nh)
+                q = q.new_zeros((n_e, nrad, ace.lmax + 1)).index_add(2, lay.l_of, q)
+                s = s + (q * rad.rnl).sum()
+            if lay.zbl:
+                s = s + (w[centers, -1] * fz).sum()
+            diag = _edge_hessians(s, vec)
+        yield _padded(a0, n, edges, jac, k, diag)
+
+
+def _edge_hessians(s: torch.Tensor, vec: torch.Tensor) -> torch.Tensor:
+    """d2 s / dr_e dr_e (E, 3, 3) of a scalar that is a sum of per-edge terms (three backward passes)."""
+    if not s.requires_grad:
+        return vec.new_zeros((vec.shape[0], 3, 3))
+    (g,) = torch.autograd.grad(s, vec, create_graph=True)
+    if not g.requires_grad:
+        return vec.new_zeros((vec.shape[0], 3, 3))
+    rows = [torch.autograd.grad(g[:, a].sum(), vec, retain_graph=a < 2, allow_unused=True)[0] for a in range(3)]
+    rows = [torch.zeros_like(vec) if x is None else x for x in rows]
+    return torch.stack(rows, dim=1).detach()
 
 
 def _with_r(edges, r):
@@ -279,7 +327,8 @@ def _outer_derivatives(ace, species, rho, core, f_zbl):
 
 
 def _padded(a0: int, n: int, edges, jac, k, diag) -> _Curvature:
-    """Per-edge J and D regrouped into slots (n, M, ...) by centre."""
+    """Per-edge J and D regrouped into neighbour slots by centre: J as (n, Z, M, 3) (so that
+    (n, Z, 3M) is a view), D as (n, M, 3, 3)."""
     offsets = edges.offsets
     counts = offsets[1:] - offsets[:-1]
     m = int(counts.max()) if n else 0
@@ -289,8 +338,8 @@ def _padded(a0: int, n: int, edges, jac, k, diag) -> _Curvature:
     centers = torch.arange(a0, a0 + n, device=jac.device)
     neighbors = centers[:, None].expand(n, m).clone()
     neighbors[edges.centers, slot] = edges.neighbors
-    jp = jac.new_zeros((n, m) + jac.shape[1:])
-    jp[edges.centers, slot] = jac
+    jp = jac.new_zeros((n, jac.shape[1], m, 3))
+    jp[edges.centers, :, slot, :] = jac
     dp = diag.new_zeros((n, m, 3, 3))
     dp[edges.centers, slot] = diag
     return _Curvature(centers, neighbors, mask, jp, k, dp)
@@ -302,7 +351,7 @@ def ace_site_blocks(ace, inputs: BatchGraph, backend: str) -> Iterator[SiteBlock
         n, m = c.mask.shape
         if m == 0:
             continue
-        jf = c.jac.permute(0, 2, 1, 3).reshape(n, c.k.shape[1], 3 * m)  # (n, Z, 3M)
+        jf = c.jac.reshape(n, c.k.shape[1], 3 * m)  # (n, Z, 3M), column 3 s + a
         blocks = jf.transpose(1, 2) @ (c.k @ jf)  # (n, 3M, 3M)
         blocks = blocks.reshape(n, m, 3, m, 3)
         idx = torch.arange(m, device=blocks.device)
@@ -319,9 +368,9 @@ def ace_hvp(ace, inputs: BatchGraph, vectors: torch.Tensor, backend: str) -> tor
         if m == 0:
             continue
         u = vectors[:, c.neighbors] - vectors[:, c.centers][:, :, None, :]  # (K, n, M, 3)
-        ju = torch.einsum("imza,kima->kiz", c.jac, u)
+        ju = torch.einsum("izma,kima->kiz", c.jac, u)
         kju = torch.einsum("izy,kiy->kiz", c.k, ju)
-        y = torch.einsum("imza,kiz->kima", c.jac, kju) + torch.einsum("imab,kimb->kima", c.diag, u)
+        y = torch.einsum("izma,kiz->kima", c.jac, kju) + torch.einsum("imab,kimb->kima", c.diag, u)
         y = y * c.mask[None, :, :, None]
         kk = vectors.shape[0]
         out.index_add_(1, c.neighbors.reshape(-1), y.reshape(kk, -1, 3))
