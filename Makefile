@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.acepy-bench-installed
 
-.PHONY: test bench install clean wheel
+.PHONY: test bench bench-hessian install clean wheel
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -35,6 +35,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(VPY) profiling/profile_forces.py $(BENCH_ARGS)
+
+# Hessians and Hessian-vector products against force calls and finite differences (profile_hessian.py)
+bench-hessian: $(BENCH_STAMP)
+	$(VPY) profiling/profile_hessian.py $(BENCH_ARGS)
 
 wheel: $(STAMP)
 	$(VPY) -m pip wheel --no-deps --no-build-isolation -w dist .
