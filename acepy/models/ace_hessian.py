@@ -159,8 +159,10 @@ def _chunks(offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
 
 
 class _Layout:
-    """Where each part of z = [Re A, Im A, A1, rho_core, f_zbl] sits, and which variables can be
-    non-zero (``keep``: Im A of m = 0 is identically zero, Y_l0 being real)."""
+    """Where each part of z = [Re A, Im A, A1, rho_core, f_zbl] sits, and which variables matter
+    (``keep``): the columns of A that some product term reads (the others have no curvature and
+    no gradient: a basis with fewer functions at high n and l leaves many unread), without Im A of
+    m = 0 (identically zero, Y_l0 being real)."""
 
     def __init__(self, ace):
         nel, nrad, nh, nb = ace.nelements, ace.nradmax, ace.n_half, ace.nradbase
@@ -174,7 +176,11 @@ class _Layout:
         if w:
             m_of = np.array([m for l in range(ace.lmax + 1) for m in range(l + 1)])
             im_m0 = np.tile(m_of == 0, nel * nrad)
-            keep[w:2 * w] = ~im_m0
+            codes = ace.plan.codes.cpu().numpy()
+            read = np.zeros(w, dtype=bool)
+            read[np.unique(codes[codes >= 0] >> 2)] = True
+            keep[:w] = read
+            keep[w:2 * w] = read & ~im_m0
         self.keep = torch.as_tensor(np.nonzero(keep)[0], device=ace.device)
         kept_of = np.full(self.n_z, -1)
         kept_of[keep] = np.arange(int(keep.sum()))
