@@ -14,6 +14,7 @@ from .backend import (
     resolve_backend,
     triton_interpret,
 )
+from .angular import angular_sum, angular_sum_edge_grads, angular_sum_jacobian
 from .atomic_base import atomic_base, atomic_base_edge_grads
 from .chebyshev import chebyshev
 from .product_basis import ProductBasisPlan, encode_factor, product_basis, product_basis_adjoint
@@ -29,6 +30,9 @@ __all__ = [
     "SplineGrid",
     "SplineRangeError",
     "SplineTable",
+    "angular_sum",
+    "angular_sum_edge_grads",
+    "angular_sum_jacobian",
     "atomic_base",
     "atomic_base_edge_grads",
     "available_backends",
