@@ -5,8 +5,14 @@ before any ``@triton.jit`` decorator runs, hence before acepy's Triton modules a
 """
 
 import os
+import sys
+from pathlib import Path
 
 import torch
+
+# the test modules import their siblings (conformance, data_paths: tests/data/) in every import mode
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

@@ -17,18 +17,17 @@ import acepy
 from acepy.models.stack import Stack
 from acepy.models.summary import stack_repr, stack_summary
 
-POTS = Path(__file__).resolve().parents[2] / "shared/reference/potentials"
-POT = POTS / "python-ace__tests__Al-Ni_opt_all.yace"
-TIAL = POTS / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot.yace"
-TABLE = POTS / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot_pairpot.table"
-INP = POTS / "FitSNAP__examples__InP_PACE__ref19Sep2023__InP_pot.yace"
+from data_paths import ALNI_YACE as POT, TIAL_TABLE as TABLE, TIAL_YACE as TIAL, needs, potential_path, require
+
+# POT is python-ace's (ASL), INP FitSNAP's (GPL-2.0): not in tests/data, read from ../shared/reference or
+# skipped with that reason; the TiAl files are in tests/data (MIT)
+INP = potential_path("FitSNAP__examples__InP_PACE__ref19Sep2023__InP_pot.yace")
 CU = "Cu-synthetic-pbe-core-rep"
-pytestmark = pytest.mark.skipif(not POT.exists(), reason="shared reference material not present")
 
 
 @pytest.fixture(scope="module")
 def model():
-    return acepy.load(POT)
+    return acepy.load(require(POT))
 
 
 def alni(seed=0, repeat=(2, 1, 1)):
@@ -99,6 +98,7 @@ def test_ase_keywords_reach_ase(model, tmp_path):
     assert atoms.get_potential_energy() == pytest.approx(float(model.evaluate(atoms)["energy"][0]), abs=1e-12)
 
 
+@needs(POT)
 def test_load_keywords_reach_the_loaded_model():
     calc = acepy.ACECalculator(str(POT), skin=0.4)
     assert calc.model.graph_cache.skin == 0.4
@@ -108,6 +108,7 @@ def test_load_keywords_reach_the_loaded_model():
     assert pair.pair_cutoff("Al", "Ti") == 6.0 and pair.pair_cutoff("Ti", "Ti") == 7.0  # 7.0: the file's last r
 
 
+@needs(POT)
 def test_num_threads_reaches_the_loaded_model():
     # needs acepy.load(..., num_threads=...) (the model's thread count)
     calc = acepy.ACECalculator(str(POT), num_threads=1)
@@ -116,8 +117,9 @@ def test_num_threads_reaches_the_loaded_model():
 
 
 # ---- 3. parameters / todict record the potential ----------------------------------------------
+@needs(POT)
 def test_parameters_of_a_path_calculator_rebuild_it(monkeypatch, tmp_path):
-    monkeypatch.chdir(POTS)
+    monkeypatch.chdir(POT.parent)
     calc = acepy.ACECalculator(POT.name)  # relative: the record must still find it from elsewhere
     params = calc.todict()
     assert params == {"model": str(POT.resolve()), "pair_table": None, "dtype": "float64",
@@ -145,6 +147,7 @@ def test_parameters_of_a_pair_stack_rebuild_it():
     np.testing.assert_array_equal(again.get_forces(atoms), calc.get_forces(atoms))
 
 
+@needs(POT)
 def test_parameters_of_a_given_model_come_from_its_load_options():
     # what acepy.load records (monkeypatched here: this test does not depend on load setting it)
     loaded = acepy.load(POT)
@@ -315,7 +318,8 @@ def file_of(name):
     return Path(acepy.__file__).parent / "data" / f"{name}.yace" if name == CU else name
 
 
-@pytest.mark.parametrize("path,radial", [(POT, "pace"), (INP, "pace"), (CU, "pace")])
+@pytest.mark.parametrize("path,radial", [pytest.param(POT, "pace", marks=needs(POT)),
+                                         pytest.param(INP, "pace", marks=needs(INP)), (CU, "pace")])
 def test_summary_of_a_potential_matches_pyace(path, radial):
     stack = acepy.load(path, skin=0.25)
     stack.num_threads = 2  # as acepy.load(..., num_threads=2) sets it

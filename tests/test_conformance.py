@@ -9,8 +9,6 @@ structure-level term (``structure_energies``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -26,11 +24,7 @@ from acepy.models.stack import Stack
 
 import conformance as C
 
-POTS = Path(__file__).resolve().parents[2] / "shared/reference/potentials"
-ALNI = POTS / "python-ace__tests__Al-Ni_opt_all.yace"
-TIAL = POTS / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot.yace"
-TIAL_TABLE = POTS / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot_pairpot.table"
-SHARED = ALNI.exists()
+from data_paths import ALNI_YACE as ALNI, TIAL_TABLE, TIAL_YACE as TIAL, require
 
 
 # ---- test-only components: the parts of the contract no production component uses yet -------
@@ -127,28 +121,29 @@ def _cluster(rng, symbols, spacing=2.6):
 
 
 CASES = {
-    # name: (make_stack, structures(rng) -> list of Atoms, the first is the main one; needs shared files)
+    # name: (make_stack, structures(rng) -> list of Atoms, the first is the main one; the data files it reads:
+    # ALNI is python-ace's (ASL), from ../shared/reference or skipped with that reason; the TiAl ones are in tests/data)
     "ace-AlNi": (_alni_stack, lambda rng: [_alloy(rng, 4.05, "Al", ["Ni"], (2, 1, 1)),
                                            _alloy(rng, 4.05, "Al", ["Ni"], (1, 1, 1)),
-                                           _cluster(rng, "AlNiAlNiAl")], True),
+                                           _cluster(rng, "AlNiAlNiAl")], (ALNI,)),
     "ace-Cu-bundled": (_cu_stack, lambda rng: [_alloy(rng, 3.61, "Cu", [], (1, 1, 2)),
                                                _alloy(rng, 3.61, "Cu", [], (1, 1, 1), cubic=False),
-                                               _cluster(rng, "Cu5")], False),
+                                               _cluster(rng, "Cu5")], ()),
     "ace-TiAl-splines": (_tial_ace_stack, lambda rng: [_alloy(rng, 4.0, "Al", ["Ti"], (2, 1, 1)),
-                                                       _cluster(rng, "TiAlTiAl")], True),
+                                                       _cluster(rng, "TiAlTiAl")], (TIAL,)),
     "pair-TiAl-table": (_pair_stack, lambda rng: [_alloy(rng, 4.0, "Al", ["Ti"], (2, 1, 1)),
-                                                  _cluster(rng, "TiAlTi")], True),
-    "onebody": (_onebody_stack, lambda rng: [_alloy(rng, 4.05, "Al", ["Ni"], (1, 1, 1)), _cluster(rng, "AlNi")], False),
-    "charges-test-only": (_charges_stack, lambda rng: [_salt(rng), _salt(rng)[:5]], False),
-    "structure-level-test-only": (_pressure_stack, lambda rng: [_salt(rng), _salt(rng)], False),
+                                                  _cluster(rng, "TiAlTi")], (TIAL_TABLE,)),
+    "onebody": (_onebody_stack, lambda rng: [_alloy(rng, 4.05, "Al", ["Ni"], (1, 1, 1)), _cluster(rng, "AlNi")], ()),
+    "charges-test-only": (_charges_stack, lambda rng: [_salt(rng), _salt(rng)[:5]], ()),
+    "structure-level-test-only": (_pressure_stack, lambda rng: [_salt(rng), _salt(rng)], ()),
 }
 
 
 @pytest.fixture(params=list(CASES))
 def case(request):
-    make, structures, needs_shared = CASES[request.param]
-    if needs_shared and not SHARED:
-        pytest.skip("shared reference potentials not present")
+    make, structures, files = CASES[request.param]
+    for path in files:
+        require(path)
     rng = np.random.default_rng()
     return make, structures(rng), rng
 

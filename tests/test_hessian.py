@@ -24,15 +24,17 @@ import acepy.models.ace_hessian as ace_hessian
 from acepy.models.component import Component
 from acepy.calculators import ACECalculator, phonopy_force_constants, vibrations
 
-from data_paths import ALNI_YACE, POTENTIALS, TIAL_TABLE, TIAL_YACE
+# ALNI_YACE, TA_YACE and the .ace files are python-ace's (ASL) or FitSNAP's (GPL-2.0), not in tests/data: from
+# ../shared/reference, else the tests that open them skip with that reason (require/potential); TiAl: tests/data
+from data_paths import ACE_FILES, ALNI_YACE, TIAL_TABLE, TIAL_YACE, YACE_FILES, potential, potential_path, require
 
 EXACT = 1e-12  # of max|H|: both routes are exact, they differ by rounding only
 # Two python-ace test files sum radial coefficients of +-1e3..1e4 into energies of order 1 (rank 1)
 # or 1e3 eV (rank 3 with core repulsion): rounding is that much larger relative to max|H|.
 ILL_CONDITIONED = {"python-ace__tests__Al.pbe.in-rank1.ace": 1e-10, "python-ace__tests__Al.pbe-in.rank3-core-rep.ace": 1e-10}
-TA_YACE = POTENTIALS / "FitSNAP__examples__Ta_PACE_RIDGE__30Mar23_RIDGE__Ta_pot.yace"
+TA_YACE = potential_path("FitSNAP__examples__Ta_PACE_RIDGE__30Mar23_RIDGE__Ta_pot.yace")
 
-PUBLIC = sorted(p.name for p in POTENTIALS.glob("*.yace")) + sorted(p.name for p in POTENTIALS.glob("*.ace"))
+PUBLIC = list(YACE_FILES + ACE_FILES)  # the full list, never a glob
 BUNDLED = ["Cu-synthetic-pbe-core-rep", "AlCuNi-synthetic-r4", "AlTi-synthetic-linear"]
 
 
@@ -46,7 +48,7 @@ def _load(name, backend="numba", **kw):
         return acepy.load(name, backend=backend, **kw)
     if name == TIAL_YACE.name:
         kw.setdefault("pair_table", TIAL_TABLE)
-    return acepy.load(POTENTIALS / name, backend=backend, **kw)
+    return acepy.load(potential(name), backend=backend, **kw)
 
 
 def _structures(model, rng):
@@ -138,7 +140,7 @@ def test_rank1_linear_potential_equals_closed_form_pair_hessian(tmp_path):
     """A rank-1 ACE with a linear embedding is a pair potential E = sum over ordered pairs u(r):
     H_ij = -(u'' rr^T + u'/r (1 - rr^T)) for i != j, summed over images, H_ii from the sum rule.
     Neighbours from ASE's neighbour list; u', u'' from autograd of the radial basis in r alone."""
-    text = (POTENTIALS / "python-ace__tests__Al.pbe.in-rank1.ace").read_text()
+    text = potential("python-ace__tests__Al.pbe.in-rank1.ace").read_text()
     text = text.replace("4 FS parameters:  1.000000 1.000000 1.000000 0.500000",
                         "4 FS parameters:  1.000000 1.000000 0.000000 0.500000")
     assert "0.000000 0.500000" in text
@@ -218,7 +220,7 @@ def test_smooth_potential_matches_finite_differences_tightly(edge_local):
 
 def test_hessian_vector_products_equal_h_times_v_over_a_batch():
     rng = np.random.default_rng()
-    model = acepy.load(ALNI_YACE, backend="numba")
+    model = acepy.load(require(ALNI_YACE), backend="numba")
     structures = _structures(model, rng)
     hs = model.hessian(structures)
     n = sum(len(a) for a in structures)
@@ -255,7 +257,7 @@ def test_batch_equals_singles_and_chunking_changes_nothing(monkeypatch):
 
 def test_rotation_covariance_and_permutation():
     rng = np.random.default_rng()
-    model = acepy.load(ALNI_YACE, backend="numba")
+    model = acepy.load(require(ALNI_YACE), backend="numba")
     atoms = bulk("Al", "fcc", a=4.05, cubic=True)
     atoms.set_chemical_symbols(["Al", "Ni", "Al", "Ni"])
     atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
@@ -280,7 +282,7 @@ def test_calculator_layout_and_vibrations_against_ase():
     from ase.optimize import BFGS
     from ase.vibrations import Vibrations
 
-    calc = ACECalculator(str(TA_YACE))
+    calc = ACECalculator(str(require(TA_YACE)))
     atoms = bulk("Ta", "bcc", a=3.31, cubic=True).repeat((2, 1, 1))
     atoms.rattle(0.02, seed=int(np.random.default_rng().integers(1 << 30)))
     atoms.calc = calc
@@ -311,7 +313,7 @@ def test_phonopy_force_constants_against_phonopy_finite_differences():
     phonopy = pytest.importorskip("phonopy")
     from phonopy.structure.atoms import PhonopyAtoms
 
-    calc = ACECalculator(str(TA_YACE))
+    calc = ACECalculator(str(require(TA_YACE)))
     unit = bulk("Ta", "bcc", a=3.31)
     ph = phonopy.Phonopy(PhonopyAtoms(symbols=["Ta"], cell=unit.cell[:], scaled_positions=unit.get_scaled_positions()),
                          supercell_matrix=np.diag([2, 2, 2]), primitive_matrix="auto")
@@ -338,14 +340,14 @@ def test_float32_hessian_states_its_accuracy():
     atoms = bulk("Al", "fcc", a=4.05, cubic=True)
     atoms.set_chemical_symbols(["Al", "Ni", "Al", "Al"])
     atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
-    h64 = acepy.load(ALNI_YACE).hessian(atoms)
+    h64 = acepy.load(require(ALNI_YACE)).hessian(atoms)
     h32 = acepy.load(ALNI_YACE, dtype="float32").hessian(atoms)
     assert h32.dtype == torch.float32
     assert _rel(h32, h64) <= 1e-4  # the accuracy the README and the module docstring state
 
 
 def test_bad_arguments_are_named():
-    model = acepy.load(ALNI_YACE)
+    model = acepy.load(require(ALNI_YACE))
     atoms = bulk("Al", "fcc", a=4.05)
     with pytest.raises(ValueError, match="method must be one of"):
         model.hessian(atoms, method="exact")
@@ -366,7 +368,7 @@ def test_exact_hessian_on_cuda_tensors():
     atoms = bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 1, 1))
     atoms.set_chemical_symbols(rng.choice(["Al", "Ni"], len(atoms)).tolist())
     atoms.rattle(0.1, seed=int(rng.integers(1 << 30)))
-    cpu = acepy.load(ALNI_YACE).hessian(atoms)
+    cpu = acepy.load(require(ALNI_YACE)).hessian(atoms)
     for backend in ("torch", "triton"):
         gpu = acepy.load(ALNI_YACE, device="cuda", backend=backend).hessian(atoms)
         assert gpu.device.type == "cuda" and _rel(gpu.cpu(), cpu) <= EXACT, backend

@@ -19,25 +19,20 @@ except ImportError:  # pytest --import-mode=importlib does not put tests/ on sys
     _spec.loader.exec_module(_mod)
     assert_matches_pyace, assert_spec_equal = _mod.assert_matches_pyace, _mod.assert_spec_equal
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-POT = SHARED / "reference" / "potentials"
-pytestmark = pytest.mark.skipif(not POT.is_dir(), reason="shared reference potentials not available")
+import data_paths as D
 
-ACE_FILES = sorted(POT.glob("*.ace")) if POT.is_dir() else []
-RHOCORE = POT / "python-ace__tests__Al.pbe.rhocore.ace"
-RANK1 = POT / "python-ace__tests__Al.pbe.in-rank1.ace"
-CORE_REP = POT / "python-ace__tests__Al.pbe-in.rank3-core-rep.ace"
+# every .ace file is python-ace's (ASL, not in tests/data): from ../shared/reference or skipped with that reason
+ACE_FILES = [D.potential_path(n) for n in D.ACE_FILES]
+RHOCORE = D.potential_path("python-ace__tests__Al.pbe.rhocore.ace")
+RANK1 = D.potential_path("python-ace__tests__Al.pbe.in-rank1.ace")
+CORE_REP = D.potential_path("python-ace__tests__Al.pbe-in.rank3-core-rep.ace")
 
 
 def _derived(path: Path) -> Path:
-    return POT / "derived" / (path.stem + ".DERIVED.yace")
+    return D.potential_path("derived/" + path.stem + ".DERIVED.yace")
 
 
-def _ids(paths):
-    return [p.name for p in paths]
-
-
-@pytest.mark.parametrize("path", ACE_FILES, ids=_ids(ACE_FILES))
+@pytest.mark.parametrize("path", D.params(ACE_FILES))
 def test_ace_matches_pyace(path):
     spec = read_ace(path)
     assert spec.radial_kind == "pace" and spec.inner_cutoff_type == "density"
@@ -45,11 +40,12 @@ def test_ace_matches_pyace(path):
     assert_matches_pyace(spec, path)
 
 
-@pytest.mark.parametrize("path", ACE_FILES, ids=_ids(ACE_FILES))
+@pytest.mark.parametrize("path", D.params(ACE_FILES))
 def test_ace_equals_derived_yace(path):
-    assert_spec_equal(read_potential(path), read_yace(_derived(path)))
+    assert_spec_equal(read_potential(path), read_yace(D.require(_derived(path))))
 
 
+@D.needs(RHOCORE)
 def test_crad_order_is_converted():
     """The file lists crad k-outer, then n, then l; the spec holds [n][l][k]."""
     text = RHOCORE.read_text()
@@ -69,6 +65,7 @@ def test_crad_order_is_converted():
     assert b.crad[1, 0, 0] == -0.032251812048376162  # second line of the crad block
 
 
+@D.needs(RANK1, CORE_REP)
 def test_ace_details():
     spec = read_ace(RANK1)
     emb = spec.embeddings[0]
@@ -90,6 +87,7 @@ def _write(tmp_path, name, text):
     return path
 
 
+@D.needs(RHOCORE)
 def test_leading_comments_and_optional_e0(tmp_path):
     text = RHOCORE.read_text()
     commented = _write(tmp_path, "c.ace", "# written by hand\n# nelements is below\n\n" + text)
@@ -100,6 +98,7 @@ def test_leading_comments_and_optional_e0(tmp_path):
     assert spec.E0.tolist() == [-3.75]
 
 
+@D.needs(RANK1)
 def test_missing_embedding_function(tmp_path):
     """Without `embedding-function:` FinnisSinclair is assumed, but only for a linear embedding."""
     text = RANK1.read_text().replace("embedding-function: FinnisSinclairShiftedScaled\n", "")
@@ -110,7 +109,7 @@ def test_missing_embedding_function(tmp_path):
 
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="no_such.ace"):
-        read_ace(POT / "no_such.ace")
+        read_ace(D.POTENTIALS / "no_such.ace")
 
 
 def expect_error(path, *fragments):
@@ -123,6 +122,7 @@ def expect_error(path, *fragments):
     return msg
 
 
+@D.needs(CORE_REP, RANK1)
 def test_truncated_ace(tmp_path):
     text = CORE_REP.read_text()
     lines = text.splitlines(keepends=True)
@@ -153,6 +153,7 @@ _RANK1_BREAKS = [
 ]
 
 
+@D.needs(RANK1)
 @pytest.mark.parametrize("change,fragments", [b[1:] for b in _RANK1_BREAKS], ids=[b[0] for b in _RANK1_BREAKS])
 def test_malformed_ace(tmp_path, change, fragments):
     old, new = change
@@ -161,6 +162,7 @@ def test_malformed_ace(tmp_path, change, fragments):
     expect_error(_write(tmp_path, "broken.ace", text.replace(old, new)), *fragments)
 
 
+@D.needs(RHOCORE)
 def test_rank_exceeding_rankmax(tmp_path):
     text = RHOCORE.read_text().replace("rankmax=5", "rankmax=3")
     expect_error(_write(tmp_path, "rankmax.ace", text), "exceeds rankmax = 3")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,12 +18,13 @@ from ase.build import bulk
 import acepy
 from acepy.io import PotentialFileError, read_pacemaker_yaml, read_potential
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
-YAML_DIR = SHARED / "pacemaker-yaml"
-pytestmark = pytest.mark.skipif(not YAML_DIR.is_dir(), reason="shared pacemaker-yaml files not available")
+import data_paths as D
+from data_paths import ALNI_YACE
 
-YAML_FILES = sorted(YAML_DIR.glob("*.yaml")) if YAML_DIR.is_dir() else []
-ALNI = YAML_DIR / "python-ace__tests__Al-Ni_opt_all.yaml"
+# every pacemaker .yaml here is python-ace's (ASL, not in tests/data): read from ../shared/reference or
+# skipped with that reason
+YAML_FILES = [D.pacemaker_yaml_path(n) for n in D.PACEMAKER_YAML_FILES]
+ALNI = D.pacemaker_yaml_path("python-ace__tests__Al-Ni_opt_all.yaml")
 
 
 def _ids(paths):
@@ -91,7 +91,7 @@ def _compare_with_pyace(path, model, atoms, kind, errors=None):
     return f_ref
 
 
-@pytest.mark.parametrize("path", YAML_FILES, ids=_ids(YAML_FILES))
+@pytest.mark.parametrize("path", D.params(YAML_FILES, ids=lambda p: _ids([p])[0]))
 def test_matches_pyace_calculator(path):
     model = acepy.load(path)
     seed = 1000 + YAML_FILES.index(path)
@@ -102,6 +102,7 @@ def test_matches_pyace_calculator(path):
     assert nonzero_forces > 1e-3  # the structures probe the forces, not just zeros
 
 
+@D.needs(ALNI)
 def test_ase_calculator_and_read_potential_dispatch():
     """`acepy.ACECalculator` and `read_potential` take the .yaml directly."""
     spec = read_potential(ALNI)
@@ -158,7 +159,7 @@ def _pyace_ctilde(path):
     return pyace.ACEBBasisSet(str(path)).to_ACECTildeBasisSet()
 
 
-@pytest.mark.parametrize("path", YAML_FILES, ids=_ids(YAML_FILES))
+@pytest.mark.parametrize("path", D.params(YAML_FILES, ids=lambda p: _ids([p])[0]))
 def test_ctilde_spec_matches_pyace_conversion(path):
     spec = read_pacemaker_yaml(path)
     ref = _pyace_ctilde(path)
@@ -192,6 +193,7 @@ def test_ctilde_spec_matches_pyace_conversion(path):
                                 f"{path.name} species {mu}")
 
 
+@D.needs(ALNI)
 def test_canonical_comparison_detects_a_wrong_coefficient():
     """The comparison above is not vacuous: a half-basis doubling left out is caught."""
     spec = read_pacemaker_yaml(ALNI)
@@ -204,6 +206,7 @@ def test_canonical_comparison_detects_a_wrong_coefficient():
         _assert_canonical_equal(_canonical(spec.functions[0], _ours), theirs, "mutated")
 
 
+@D.needs(ALNI)
 def test_merge_and_half_basis_by_hand():
     """Al-Ni: 'Al Al Al' with nr [1, 1], nl [1, 1], c = -29.0495...: <1 m 1 -m | 0 0> = (-1)^(1-m)/sqrt(3),
     half basis keeps m = 0 and doubles m = 1: ctildes c * [-1/sqrt(3), 2/sqrt(3)] on [[0, 0], [1, -1]]."""
@@ -236,6 +239,7 @@ def _radial_lines_removed(block):
     return "\n".join(line for line in block.split("\n") if not line.strip().startswith(keep))
 
 
+@D.needs(ALNI)
 def test_dual_block_sharing_and_skip_match_pyace(tmp_path):
     """'Ni Al' without radial basis and core repulsion takes them from 'Al Ni'; `skip: true` drops
     a function (and that changes the energy, so the check is not vacuous)."""
@@ -259,6 +263,7 @@ def test_dual_block_sharing_and_skip_match_pyace(tmp_path):
     assert read_pacemaker_yaml(base).bonds[(1, 0)].prehc == 550.0
 
 
+@D.needs(ALNI)
 @pytest.mark.parametrize("which", ["no pair blocks", "one pair block"])
 def test_pairs_without_blocks_match_pyace(tmp_path, which):
     """A pair that no block describes has no radial functions and no core repulsion in python-ace;
@@ -271,6 +276,7 @@ def test_pairs_without_blocks_match_pyace(tmp_path, which):
     _compare_with_pyace(path, acepy.load(path), _structure(["Al", "Ni"], "fcc", 12), "fcc")
 
 
+@D.needs(ALNI)
 def test_block_order_and_defaults(tmp_path):
     """Blocks may come in any order (python-ace wants the single-species block first); missing
     rho_core_cut/drho_core_cut/core-repulsion/r_in/delta_in/inner_cutoff_type take the defaults."""
@@ -488,13 +494,12 @@ def test_two_species_dual_blocks(tmp_path):
 
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="no_such.yaml"):
-        read_potential(YAML_DIR / "no_such.yaml")
+        read_potential(D.PACEMAKER_YAML / "no_such.yaml")
 
 
+@D.needs(ALNI_YACE)
 def test_yace_content_with_yaml_extension(tmp_path):
-    pot = SHARED / "potentials" / "python-ace__tests__Al-Ni_opt_all.yace"
-    if not pot.is_file():
-        pytest.skip("shared .yace file not available")
+    pot = ALNI_YACE
     path = _write(tmp_path, "renamed.yaml", pot.read_text())
     with pytest.raises(PotentialFileError, match=re.escape(f"{path}: global: required key is missing: this looks "
                                                            "like a C-tilde .yace")):

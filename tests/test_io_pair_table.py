@@ -3,17 +3,12 @@ small synthetic tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from acepy.io import PotentialFileError, read_pair_table
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-POT = SHARED / "reference" / "potentials"
-TABLE = POT / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot_pairpot.table"
-pytestmark = pytest.mark.skipif(not TABLE.is_file(), reason="shared reference pair table not available")
+from data_paths import TIAL_TABLE as TABLE
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,14 @@ from acepy.io import (
     read_yace,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-POT = SHARED / "reference" / "potentials"
-pytestmark = pytest.mark.skipif(not POT.is_dir(), reason="shared reference potentials not available")
+import data_paths as D
 
-ALNI = POT / "python-ace__tests__Al-Ni_opt_all.yace"
-TIAL = POT / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot.yace"
-TA = POT / "FitSNAP__examples__Ta_PACE_RIDGE__30Mar23_RIDGE__Ta_pot.yace"
-YACE_FILES = sorted(POT.glob("*.yace")) + sorted(POT.glob("derived/*.yace")) if POT.is_dir() else []
+# ALNI and the derived files are python-ace's (ASL), TA FitSNAP's (GPL-2.0): not in tests/data, read from
+# ../shared/reference or skipped with that reason; TIAL is in tests/data (MIT).
+ALNI = D.potential_path("python-ace__tests__Al-Ni_opt_all.yace")
+TIAL = D.TIAL_YACE
+TA = D.potential_path("FitSNAP__examples__Ta_PACE_RIDGE__30Mar23_RIDGE__Ta_pot.yace")
+YACE_FILES = [D.potential_path(n) for n in D.YACE_FILES + D.DERIVED_FILES]
 # pyace reads every file here; the ACE.jl one is compared separately (its radial part is SHIPs).
 PACE_YACE_FILES = [p for p in YACE_FILES if p != TIAL]
 
@@ -188,7 +188,7 @@ def expect_error(path, *fragments):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", YACE_FILES, ids=_ids(YACE_FILES))
+@pytest.mark.parametrize("path", D.params(YACE_FILES, ids=lambda p: _ids([p])[0]))
 def test_every_yace_loads(path):
     spec = read_yace(path)
     assert spec.source == str(path)
@@ -205,11 +205,12 @@ def test_every_yace_loads(path):
     assert read_potential(path).elements == spec.elements
 
 
-@pytest.mark.parametrize("path", PACE_YACE_FILES, ids=_ids(PACE_YACE_FILES))
+@pytest.mark.parametrize("path", D.params(PACE_YACE_FILES, ids=lambda p: _ids([p])[0]))
 def test_yace_matches_pyace(path):
     assert_matches_pyace(read_yace(path), path)
 
 
+@D.needs(ALNI)
 def test_alni_details():
     spec = read_yace(ALNI)
     assert spec.elements == ["Al", "Ni"] and spec.E0.tolist() == [0.0, 0.0]
@@ -228,6 +229,7 @@ def test_alni_details():
     assert spec.rankmax == 4 and spec.ndensitymax == 2
 
 
+@D.needs(TA)
 def test_fitsnap_distance_cutoff():
     spec = read_yace(TA)
     b = spec.bonds[(0, 0)]
@@ -436,6 +438,7 @@ def test_acejl_v06_spline_bond(tmp_path):
     expect_error(_write(tmp_path, "big_n.yace", big_n), "functions[0][1]", "ns [1, 3] out of range")
 
 
+@D.needs(ALNI)
 def test_number_forms_and_symbol_no(tmp_path):
     """`1e5` (a string to PyYAML), `1.0` integers and the symbol `No` (YAML 1.1 false)."""
     text = ALNI.read_text()
@@ -450,6 +453,7 @@ def test_number_forms_and_symbol_no(tmp_path):
     assert spec.bonds[(0, 0)].nradmax == 1
 
 
+@D.needs(ALNI)
 def test_duplicate_functions_are_kept(tmp_path):
     lines = ALNI.read_text().splitlines(keepends=True)
     k = next(i for i, line in enumerate(lines) if "ns: [2]" in line)
@@ -464,9 +468,9 @@ def test_duplicate_functions_are_kept(tmp_path):
 
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="no_such.yace"):
-        read_yace(POT / "no_such.yace")
+        read_yace(D.POTENTIALS / "no_such.yace")
     with pytest.raises(FileNotFoundError, match="no_such.yace"):
-        read_potential(POT / "no_such.yace")
+        read_potential(D.POTENTIALS / "no_such.yace")
 
 
 def test_unknown_extension(tmp_path):
@@ -525,6 +529,7 @@ _ALNI_BREAKS = [
 ]
 
 
+@D.needs(ALNI)
 @pytest.mark.parametrize("change,fragments", [b[1:] for b in _ALNI_BREAKS], ids=[b[0] for b in _ALNI_BREAKS])
 def test_malformed_yace(tmp_path, change, fragments):
     old, new = change
@@ -533,6 +538,7 @@ def test_malformed_yace(tmp_path, change, fragments):
     expect_error(_write(tmp_path, "broken.yace", text.replace(old, new)), *fragments)
 
 
+@D.needs(ALNI)
 def test_missing_pair_and_species_keys(tmp_path):
     text = ALNI.read_text()
     no_bond = re.sub(r"  \[1, 0\]: \{.*\}\n", "", text)

@@ -1,8 +1,6 @@
 """Model-level behaviour on the exact (torch) and fast (Numba) paths: finite differences,
 invariances, batches, bad input."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,8 +10,10 @@ from ase.build import bulk
 import acepy
 from acepy.errors import TooCloseError
 
-POT = Path(__file__).resolve().parents[2] / "shared/reference/potentials/python-ace__tests__Al-Ni_opt_all.yace"
-pytestmark = pytest.mark.skipif(not POT.exists(), reason="shared reference material not present")
+from data_paths import ALNI_YACE as POT, needs
+
+# python-ace's Al-Ni file (ASL): not in tests/data; from ../shared/reference, else every test here skips saying so
+pytestmark = needs(POT)
 
 
 @pytest.fixture(scope="module", params=["torch", "numba"])

@@ -8,8 +8,6 @@ and ASE's neighbour list, not with acepy's code.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -26,11 +24,7 @@ from acepy.errors import TooCloseError
 from acepy.models.component import BatchGraph
 from acepy.models.pair import Pair
 
-POT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "potentials"
-STEM = "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot"
-YACE = POT / f"{STEM}.yace"
-TABLE = POT / f"{STEM}_pairpot.table"
-pytestmark = pytest.mark.skipif(not (YACE.is_file() and TABLE.is_file()), reason="shared TiAl files not present")
+from data_paths import TIAL_TABLE as TABLE, TIAL_YACE as YACE
 
 
 # ---- independent reference of LAMMPS's table ------------------------------------------------------

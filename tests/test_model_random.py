@@ -26,6 +26,8 @@ from ase.build import bulk
 import acepy
 from acepy.kernels import BackendUnavailableError
 
+import data_paths as D
+
 pyace = pytest.importorskip("pyace")
 
 SEED = int(os.environ.get("ACEPY_TEST_SEED", np.random.SeedSequence().entropy % (1 << 63)))
@@ -259,19 +261,16 @@ def test_batch_of_mixed_structures_matches_pyace(potentials):
 
 # ---- the public files, on the structures test_model_reference.py does not cover -----------------------
 def _public_files():
-    from pathlib import Path
-
-    pot = Path(__file__).resolve().parents[2] / "shared" / "reference" / "potentials"
-    if not pot.is_dir():
-        return []
-    return sorted(pot.glob("*.yace")) + sorted(pot.glob("*.ace")) + sorted((pot / "derived").glob("*.yace"))
+    # the full list, never a glob: the python-ace and FitSNAP files (not redistributable under MIT) come from
+    # ../shared/reference and skip with their licence where it is absent
+    return [D.potential_path(n) for n in D.YACE_FILES + D.ACE_FILES + D.DERIVED_FILES]
 
 
 PUBLIC = _public_files()
 
 
 @pytest.mark.parametrize("kind", ["slab", "bulk"])
-@pytest.mark.parametrize("path", PUBLIC, ids=[p.name.split("__")[-1] for p in PUBLIC])
+@pytest.mark.parametrize("path", D.params(PUBLIC, ids=lambda p: p.name.split("__")[-1]))
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 def test_public_file_matches_pyace(path, kind, backend):
     model = load_or_skip(path, backend)

@@ -2,7 +2,6 @@
 (torch) and the fast path (Numba; Triton through the interpreter on the small cases)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,15 +11,12 @@ from ase.build import bulk
 
 import acepy
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
-POTENTIALS = SHARED / "potentials"
-pytestmark = pytest.mark.skipif(not SHARED.exists(), reason="shared reference material not present")
+import data_paths as D
+from data_paths import EXPECTED
 
 
 def _cases():
-    if not SHARED.exists():
-        return []
-    data = json.loads((SHARED / "expected" / "python-ace_reference_values.json").read_text())
+    data = json.loads((EXPECTED / "python-ace_reference_values.json").read_text())
     return data["cases"]
 
 
@@ -47,7 +43,7 @@ def _skip_slow_triton(backend, n_atoms):
 def test_upstream_reference_values(case, backend):
     atoms = Atoms(case["symbols"], positions=case["positions"], cell=case["cell"], pbc=case["pbc"])
     _skip_slow_triton(backend, len(atoms))
-    model = acepy.load(POTENTIALS / case["potential"], backend=backend)
+    model = acepy.load(D.potential(case["potential"]), backend=backend)
     out = model.evaluate(atoms)
     ref = case["reference"]
     numpy_ref = case.get("refimpl_numpy_result", {})
@@ -82,10 +78,9 @@ def test_upstream_reference_values(case, backend):
 
 
 def _pyace_files():
-    if not SHARED.exists():
-        return []
-    return sorted(p.name for p in POTENTIALS.glob("*.y*ace")) + sorted(p.name for p in POTENTIALS.glob("*.ace")) + \
-        sorted("derived/" + p.name for p in (POTENTIALS / "derived").glob("*.yace"))
+    # the full list, never a glob: the python-ace and FitSNAP files (not redistributable under MIT) come from
+    # ../shared/reference and skip with their licence where it is absent
+    return list(D.YACE_FILES + D.ACE_FILES + D.DERIVED_FILES)
 
 
 def _random_structure(elements, rng, kind):
@@ -113,7 +108,7 @@ _KIND_BACKEND = [(k, b) for k in ("fcc", "triclinic", "small", "cluster") for b 
 @pytest.mark.parametrize("name", _pyace_files())
 def test_matches_pyace_calculator(name, kind, backend):
     pyace = pytest.importorskip("pyace")
-    path = POTENTIALS / name
+    path = D.potential(name)
     model = acepy.load(path, backend=backend)
     rng = np.random.default_rng()
     atoms = _random_structure(model.elements, rng, kind)

@@ -20,6 +20,7 @@ def test_wheel_layout(tmp_path):
     (wheel,) = tmp_path.glob("acepy-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.startswith("kernels/")], "top-level kernels package in the wheel"
+    assert not [n for n in names if n.startswith("tests/") or "/tests/" in n], "tests (tests/data) in the wheel"
     for module in ("backend", "spline", "chebyshev", "sph_harm", "segment", "scatter"):
         assert f"acepy/kernels/{module}.py" in names
         if module != "backend":

@@ -40,12 +40,11 @@ from acepy.models.radial import (
 
 pyace = pytest.importorskip("pyace")
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference"
-POTENTIALS = REF / "potentials"
-PACEMAKER = REF / "pacemaker-yaml"
-TIAL = POTENTIALS / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot.yace"
-if not POTENTIALS.is_dir():
-    pytest.skip("shared reference potentials not present", allow_module_level=True)
+import data_paths as D  # noqa: E402
+from data_paths import TIAL_YACE as TIAL  # noqa: E402
+
+# python-ace's ZBL_rep.yaml (ASL, not in tests/data): from ../shared/reference; without it the zbl_rep case skips
+ZBL_YAML = D.pacemaker_yaml_path("python-ace__tests__ZBL_rep.yaml")
 
 FIELDS = ("gr", "dgr", "fr", "dfr", "cr", "dcr")  # pyace's names for gk, dgk, rnl, drnl, cr, dcr
 
@@ -103,8 +102,8 @@ def _make_generated(tmp: Path) -> dict[str, Path]:
 
     # pacemaker B-basis -> C-tilde via pyace (pace_yaml2yace): SBessel + zbl with dcut_in != 0.
     files["zbl_rep"] = tmp / "zbl_rep.yace"
-    pyace.ACEBBasisSet(str(PACEMAKER / "python-ace__tests__ZBL_rep.yaml")).to_ACECTildeBasisSet().save_yaml(
-        str(files["zbl_rep"]))
+    if not D.missing(ZBL_YAML):  # else _path() skips the case with the licence reason
+        pyace.ACEBBasisSet(str(ZBL_YAML)).to_ACECTildeBasisSet().save_yaml(str(files["zbl_rep"]))
 
     # pyace's basis generator: SBessel / ChebLinear, distance inner cutoff, random crad.
     from pyace import create_multispecies_basis_config
@@ -162,19 +161,19 @@ def generated(tmp_path_factory) -> dict[str, Path]:
     return _make_generated(tmp_path_factory.mktemp("radial_yace"))
 
 
-REFERENCE_PACE = sorted(p.name for p in list(POTENTIALS.glob("*.yace")) + list((POTENTIALS / "derived").glob("*.yace"))
-                        if not p.name.startswith("ACEpotentials"))
+# the full list, never a glob: the python-ace and FitSNAP files (not redistributable under MIT) come from
+# ../shared/reference and skip with their licence where it is absent
+REFERENCE_PACE = sorted(Path(n).name for n in D.YACE_FILES + D.DERIVED_FILES if not n.startswith("ACEpotentials"))
 GENERATED = ["zbl_rep", "ms_distance", "zbl_mixed", "density_mixed", "distance_mixed"]
 PACE_CASES = REFERENCE_PACE + GENERATED
 
 
 def _path(name: str, generated) -> Path:
     if name in generated:
+        if name == "zbl_rep":
+            D.require(ZBL_YAML)
         return generated[name]
-    for p in (POTENTIALS / name, POTENTIALS / "derived" / name):
-        if p.exists():
-            return p
-    raise FileNotFoundError(name)
+    return D.potential(name if name in D.YACE_FILES else f"derived/{name}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -414,7 +413,7 @@ def test_analytic_vs_tables(name, generated):
 
 def test_spec_interpolation_claim():
     """ACE_SPEC.md 2.6: on Al.pbe.rhocore's R_nl, r in [1.5, 8.6]: |df| <= 1.4e-14, |df'| <= 4.1e-11."""
-    spec, rt, _ = _load(str(POTENTIALS / "derived" / "python-ace__tests__Al.pbe.rhocore.DERIVED.yace"))
+    spec, rt, _ = _load(str(D.potential("derived/python-ace__tests__Al.pbe.rhocore.DERIVED.yace")))
     r = np.random.default_rng(4).uniform(1.5, 8.6, 2000)
     tab = rt.evaluate(*_edges(r, 0, 0), backend="torch")
     ana = rt.evaluate_analytic(*_edges(r, 0, 0))
@@ -473,6 +472,7 @@ def test_table_derivatives_and_autograd(generated):
         _check(df.detach().numpy(), fd, _local(df.detach().numpy()) + _local(f.detach().numpy()), 1e-5, "table FD")
 
 
+@D.needs(ZBL_YAML)  # it reads the zbl_rep case
 def test_quirks_explicitly(generated):
     """The C++ behaviours the formulas alone would not suggest (ACE_SPEC.md 2.2-2.5, 6.7)."""
     # zbl with dcut_in == 0: r_in becomes 1.0 whatever the file says, g = 0 up to r = 1.
@@ -688,7 +688,7 @@ def test_zbl_unknown_element(generated):
 
 
 def test_empty_and_shapes(generated):
-    spec, rt, _ = _load(str(POTENTIALS / "derived" / "python-ace__tests__Al.pbe.in-rank1.DERIVED.yace"))
+    spec, rt, _ = _load(str(D.potential("derived/python-ace__tests__Al.pbe.in-rank1.DERIVED.yace")))
     # rank-1-only: no R_nl columns at all (g_k and the core repulsion only)
     assert rt.nradmax == 0 and rt.pace_table.n_functions == rt.nradbase + 1
     v = rt.evaluate(*_edges([2.0, 3.0], 0, 0))

@@ -33,11 +33,10 @@ def test_grid_truncates_like_pace():
 def test_first_node_matches_python_ace():
     """python-ace (the C++ evaluator) throws exactly below our first node, for every pair of a real file."""
     pyace = pytest.importorskip("pyace")
-    from pathlib import Path
+    from data_paths import ALNI_YACE, require
 
-    path = Path(__file__).resolve().parents[2] / "shared/reference/potentials/python-ace__tests__Al-Ni_opt_all.yace"
-    if not path.exists():
-        pytest.skip("shared reference potentials not present")
+    path = require(ALNI_YACE)  # python-ace's (ASL): from ../shared/reference, else skipped with that reason
+
     radial = pyace.ACECTildeBasisSet(str(path)).radial_functions
     for mu_i in range(radial.nelements):
         for mu_j in range(radial.nelements):

@@ -150,16 +150,13 @@ def test_errors_name_the_structure_and_its_own_atom_index():
 def test_a_periodic_self_image_is_named_as_such(which):
     """An atom closer to its own periodic image than the tables reach: the error says so, with the
     shift, instead of 'atoms 0 and 0'."""
-    from pathlib import Path
+    from data_paths import TIAL_TABLE
 
-    pots = Path(__file__).resolve().parents[2] / "shared/reference/potentials"
     if which == "ace":
         model = acepy.load(CU)
         atoms = Atoms("Cu", cell=[[4e-4, 0, 0], [0, 9, 0], [0, 0, 9]], pbc=[True, False, False])
     else:
-        table = pots / "ACEpotentials.jl__gh-pages__0.2.3__literate_tutorials__TiAl_tutorial_pot_pairpot.table"
-        if not table.exists():
-            pytest.skip("shared reference potentials not present")
+        table = TIAL_TABLE
         from acepy.io import read_pair_table
         from acepy.models.pair import Pair
         from acepy.models.stack import Stack

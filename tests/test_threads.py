@@ -28,7 +28,8 @@ import acepy
 from acepy.kernels import default_num_threads, num_threads
 from acepy.kernels import threads as threads_mod
 
-ALNI = Path(__file__).resolve().parents[2] / "shared/reference/potentials/python-ace__tests__Al-Ni_opt_all.yace"
+from data_paths import ALNI_YACE as ALNI, needs
+
 CU = "Cu-synthetic-pbe-core-rep"
 TWO_THREADS = numba.config.NUMBA_NUM_THREADS >= 2
 needs_two = pytest.mark.skipif(not TWO_THREADS, reason="Numba runs on one thread here (NUMBA_NUM_THREADS=1)")
@@ -84,7 +85,7 @@ def _describe(got: np.ndarray, want: np.ndarray) -> str:
             f"max |diff| {np.abs(got - want).max():.3g}")
 
 
-@pytest.mark.skipif(not ALNI.exists(), reason=f"reference potential {ALNI} not found")
+@needs(ALNI)  # python-ace's Al-Ni file (ASL): from ../shared/reference, else skipped with that reason
 def test_tables_bitwise_equal_in_fresh_processes(tmp_path):
     """``acepy.load`` in 16 fresh processes (4 at a time, next to a busy process) builds the spline
     tables bit for bit as this process does. The first load of a process used to race in MKL's
