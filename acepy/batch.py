@@ -14,6 +14,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from acepy.errors import DeviceUnavailableError, StructureError, UnsupportedInputError
+
+__all__ = ["Batch", "batch_from_atoms", "check_device", "check_dtype", "FLOAT_DTYPES"]
+
+FLOAT_DTYPES = (torch.float64, torch.float32)
+
 # A set of periodic cell vectors is treated as singular when the volume they span, divided by the
 # product of their lengths (a number in [0, 1], 1 for orthogonal vectors), is below this.
 _SINGULAR_TOL = 1e-8
@@ -34,25 +40,31 @@ class Batch:
     def __post_init__(self):
         # Shape and dtype checks only: they never read values, so they cost no device sync.
         p, nums, cell, pbc, sidx = self.positions, self.numbers, self.cell, self.pbc, self.system_idx
-        if p.ndim != 2 or p.shape[1] != 3 or not p.is_floating_point():
-            raise ValueError(f"positions must be a floating (N, 3) tensor, got {p.dtype} {tuple(p.shape)}")
+        bad = UnsupportedInputError
+        if p.dtype not in FLOAT_DTYPES:
+            raise bad(f"positions must be float32 or float64 (acepy computes in floating point), got {p.dtype}")
+        if p.ndim != 2 or p.shape[1] != 3:
+            raise bad(f"positions must be a floating (N, 3) tensor, got {p.dtype} {tuple(p.shape)}")
         n = p.shape[0]
         if nums.shape != (n,):
-            raise ValueError(f"numbers must have shape ({n},) to match positions {tuple(p.shape)}, got {tuple(nums.shape)}")
+            raise bad(f"numbers must have shape ({n},) to match positions {tuple(p.shape)}, got {tuple(nums.shape)}")
         if sidx.shape != (n,):
-            raise ValueError(f"system_idx must have shape ({n},) to match positions {tuple(p.shape)}, got {tuple(sidx.shape)}")
+            raise bad(f"system_idx must have shape ({n},) to match positions {tuple(p.shape)}, got {tuple(sidx.shape)}")
         if nums.dtype != torch.int64 or sidx.dtype != torch.int64:
-            raise ValueError(f"numbers and system_idx must be int64, got {nums.dtype} and {sidx.dtype}")
+            raise bad(f"numbers and system_idx must be int64, got {nums.dtype} and {sidx.dtype}")
         if cell.ndim != 3 or cell.shape[1:] != (3, 3) or cell.dtype != p.dtype:
-            raise ValueError(f"cell must be (B, 3, 3) with the positions' dtype {p.dtype}, got {cell.dtype} {tuple(cell.shape)}")
+            raise bad(f"cell must be (B, 3, 3) with the positions' dtype {p.dtype}, got {cell.dtype} {tuple(cell.shape)}")
         if pbc.shape != (cell.shape[0], 3) or pbc.dtype != torch.bool:
-            raise ValueError(f"pbc must be a bool (B, 3) tensor with B={cell.shape[0]}, got {pbc.dtype} {tuple(pbc.shape)}")
+            raise bad(f"pbc must be a bool (B, 3) tensor with B={cell.shape[0]}, got {pbc.dtype} {tuple(pbc.shape)}")
         if self.charges is not None and (self.charges.shape != (n,) or self.charges.dtype != p.dtype):
-            raise ValueError(f"charges must be ({n},) with the positions' dtype {p.dtype}, got "
-                             f"{self.charges.dtype} {tuple(self.charges.shape)}")
+            raise bad(f"charges must be ({n},) with the positions' dtype {p.dtype}, got "
+                      f"{self.charges.dtype} {tuple(self.charges.shape)}")
         devices = {t.device for t in (p, nums, cell, pbc, sidx, self.charges) if t is not None}
         if len(devices) != 1:
-            raise ValueError(f"all batch tensors must be on one device, got {sorted(map(str, devices))}")
+            raise bad(f"all batch tensors must be on one device, got {sorted(map(str, devices))}")
+        if p.device.type not in ("cpu", "cuda"):
+            raise bad(f"batch tensors on device {str(p.device)!r}: acepy evaluates on 'cpu' and 'cuda' "
+                      "(meta tensors carry no values)")
         counts = torch.bincount(sidx, minlength=cell.shape[0]) if n else sidx.new_zeros(cell.shape[0])
         offsets = torch.zeros(cell.shape[0] + 1, dtype=torch.int64, device=p.device)
         offsets[1:] = torch.cumsum(counts, 0)
@@ -83,17 +95,33 @@ class Batch:
         return torch.linalg.det(self.cell).abs()
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "Batch":
-        """A copy on ``device`` with floating tensors in ``dtype`` (integers and pbc keep theirs)."""
-        device = self.device if device is None else torch.device(device)
-        dtype = self.dtype if dtype is None else dtype
+        """A copy on ``device`` with floating tensors in ``dtype`` (integers and pbc keep theirs).
+
+        Casting to a less precise dtype (float64 to float32) first translates each structure, in
+        the given precision, so that its first atom sits at the origin. A translation changes no
+        energy, force, stress or neighbour list, and without it float32 positions far from the
+        origin lose the digits that edge vectors need (a cluster 1e4 A away: 1.4 eV, 1e6 A: 89 eV
+        on 44 Al atoms). Atoms spread far from their structure's first atom (an unwrapped MD
+        trajectory) keep that spread: wrap them into the cell first for float32."""
+        device = self.device if device is None else check_device(device)
+        dtype = self.dtype if dtype is None else check_dtype(dtype)
+        positions = self.positions
+        if self.n_atoms and torch.finfo(dtype).eps > torch.finfo(self.dtype).eps:
+            positions = positions - self._origin_shifts()
         return Batch(
-            positions=self.positions.to(device=device, dtype=dtype),
+            positions=positions.to(device=device, dtype=dtype),
             numbers=self.numbers.to(device),
             cell=self.cell.to(device=device, dtype=dtype),
             pbc=self.pbc.to(device),
             system_idx=self.system_idx.to(device),
             charges=None if self.charges is None else self.charges.to(device=device, dtype=dtype),
         )
+
+    def _origin_shifts(self) -> torch.Tensor:
+        """(N, 3): per atom, the position of its structure's first atom (see :meth:`to`)."""
+        with torch.no_grad():
+            first = self.atom_offsets[:-1].clamp(max=self.n_atoms - 1)
+            return self.positions.detach().index_select(0, first).index_select(0, self.system_idx)
 
     def requires_grad_(self, positions: bool = True, cell: bool = True) -> "Batch":
         """Make positions and/or cell require grad (in place; they must be leaf tensors), so that
@@ -114,9 +142,10 @@ class Batch:
         if sidx.numel():
             if bool((sidx[1:] < sidx[:-1]).any()):
                 k = int(torch.nonzero(sidx[1:] < sidx[:-1])[0]) + 1
-                raise ValueError(f"system_idx must be sorted: atom {k} has system {int(sidx[k])} after {int(sidx[k - 1])}")
+                raise StructureError(f"system_idx must be sorted: atom {k} has system {int(sidx[k])} after "
+                                     f"{int(sidx[k - 1])}")
             if int(sidx[0]) < 0 or int(sidx[-1]) >= b_count:
-                raise ValueError(f"system_idx values must lie in [0, {b_count}), got [{int(sidx[0])}, {int(sidx[-1])}]")
+                raise StructureError(f"system_idx values must lie in [0, {b_count}), got [{int(sidx[0])}, {int(sidx[-1])}]")
 
         pos = self.positions.detach().cpu()
         bad = ~torch.isfinite(pos).all(dim=1)
@@ -124,14 +153,14 @@ class Batch:
             k = int(torch.nonzero(bad)[0])
             b = int(sidx[k])
             local = k - int(self.atom_offsets[b])
-            raise ValueError(f"structure {b}, atom {local}: position is not finite {tuple(pos[k].tolist())}")
+            raise StructureError(f"structure {b}, atom {local}: position is not finite {tuple(pos[k].tolist())}")
 
         cell = self.cell.detach().cpu().double()
         pbc = self.pbc.detach().cpu()
         bad = ~torch.isfinite(cell).flatten(1).all(dim=1)
         if bool(bad.any()):
             b = int(torch.nonzero(bad)[0])
-            raise ValueError(f"structure {b}: the cell is not finite {cell[b].tolist()}")
+            raise StructureError(f"structure {b}: the cell is not finite {cell[b].tolist()}")
         _check_periodic_vectors(cell, pbc)
         return self
 
@@ -151,7 +180,7 @@ def _check_periodic_vectors(cell: torch.Tensor, pbc: torch.Tensor) -> None:
     zero = pbc & (lengths == 0)
     if bool(zero.any()):
         b, k = (int(x) for x in torch.nonzero(zero)[0])
-        raise ValueError(
+        raise StructureError(
             f"structure {b}: the cell is singular (volume 0) but pbc is {_pbc_text(pbc[b])}: "
             f"cell vector {k} is zero along a periodic direction"
         )
@@ -163,7 +192,7 @@ def _check_periodic_vectors(cell: torch.Tensor, pbc: torch.Tensor) -> None:
     singular = pbc.any(dim=1) & (normalized_volume < _SINGULAR_TOL)
     if bool(singular.any()):
         b = int(torch.nonzero(singular)[0])
-        raise ValueError(
+        raise StructureError(
             f"structure {b}: the cell is singular (volume 0) but pbc is {_pbc_text(pbc[b])}: "
             f"the periodic cell vectors {cell[b][pbc[b]].tolist()} are linearly dependent"
         )
@@ -176,15 +205,17 @@ def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.flo
     """
     import ase  # ASE is needed only here, at the boundary
 
+    device, dtype = check_device(device), check_dtype(dtype)
+
     structures: Sequence = [atoms_or_list] if isinstance(atoms_or_list, ase.Atoms) else list(atoms_or_list)
     if not structures:
-        raise ValueError("batch_from_atoms needs at least one structure")
+        raise UnsupportedInputError("batch_from_atoms needs at least one structure")
     for b, atoms in enumerate(structures):
         if not isinstance(atoms, ase.Atoms):
             raise TypeError(f"structure {b}: expected ase.Atoms, got {type(atoms).__name__}")
         n_pos, n_num = len(atoms.positions), len(atoms.numbers)
         if n_pos != n_num:
-            raise ValueError(f"structure {b}: {n_num} atomic numbers for {n_pos} positions")
+            raise StructureError(f"structure {b}: {n_num} atomic numbers for {n_pos} positions")
 
     positions = np.concatenate([np.asarray(a.positions, dtype=np.float64).reshape(-1, 3) for a in structures])
     numbers = np.concatenate([np.asarray(a.numbers, dtype=np.int64).reshape(-1) for a in structures])
@@ -199,7 +230,7 @@ def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.flo
         if not np.isfinite(q).all():
             k = int(np.flatnonzero(~np.isfinite(q))[0])
             b = int(system_idx[k])
-            raise ValueError(f"structure {b}, atom {k - sum(counts[:b])}: initial charge is not finite ({q[k]})")
+            raise StructureError(f"structure {b}, atom {k - sum(counts[:b])}: initial charge is not finite ({q[k]})")
         q = torch.from_numpy(q)
     # Validate in float64 before any cast, so that a float32 request cannot hide the error site.
     batch = Batch(
@@ -212,3 +243,30 @@ def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.flo
     ).validate()
     return batch.to(device, dtype)
 
+
+
+def check_dtype(dtype) -> torch.dtype:
+    """``dtype`` if acepy computes in it (float32, float64), else :class:`UnsupportedInputError`."""
+    if dtype not in FLOAT_DTYPES:
+        raise UnsupportedInputError(f"dtype {dtype!r} is not supported: acepy computes in torch.float64 "
+                                    "(the default) or torch.float32")
+    return dtype
+
+
+def check_device(device) -> torch.device:
+    """``torch.device(device)`` if acepy can compute there ('cpu', or 'cuda' where a GPU is
+    available); else :class:`UnsupportedInputError` or :class:`DeviceUnavailableError`."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UnsupportedInputError(f"device {device!r} is not a device ({err}); acepy runs on 'cpu' and 'cuda'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise DeviceUnavailableError(f"device {str(dev)!r}: no CUDA device is available here (torch "
+                                         f"{torch.__version__}, {build}); use device='cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f"device {str(dev)!r}: there are {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise UnsupportedInputError(f"device {str(dev)!r} is not supported: acepy runs on 'cpu' and 'cuda'")
+    return dev

@@ -13,7 +13,19 @@ from __future__ import annotations
 from acepy.kernels.backend import BackendUnavailableError
 from acepy.kernels.spline import SplineRangeError
 
-__all__ = ["AcepyError", "BackendUnavailableError", "PotentialFileError", "SplineRangeError", "TooCloseError"]
+__all__ = [
+    "AcepyError",
+    "BackendUnavailableError",
+    "DeviceUnavailableError",
+    "NonFiniteError",
+    "PotentialFileError",
+    "PotentialFileWarning",
+    "SplineRangeError",
+    "StructureError",
+    "TooCloseError",
+    "TooManyPairsError",
+    "UnsupportedInputError",
+]
 
 
 class AcepyError(Exception):
@@ -35,5 +47,37 @@ class PotentialFileError(AcepyError, ValueError):
         super().__init__(loc + problem)
 
 
-class TooCloseError(AcepyError, ValueError):
+class PotentialFileWarning(UserWarning):
+    """A potential file value that python-ace accepts but that is probably not what was meant
+    (e.g. a negative core-repulsion prefactor, whose absolute value PACE uses). Names file and key."""
+
+
+class StructureError(AcepyError, ValueError):
+    """A structure (or batch) that cannot be evaluated as given: the message names the structure
+    and, where one atom is at fault, its index within that structure."""
+
+
+class TooCloseError(StructureError):
     """Two atoms are closer than the potential's radial tables reach (PACE and LAMMPS stop there too)."""
+
+
+class TooManyPairsError(StructureError):
+    """The neighbour list of a structure would be too large to build (an estimate made before the
+    search: atom density times the cutoff sphere). The message names the structure, the estimate,
+    the cutoff and how to raise the limit."""
+
+
+class NonFiniteError(AcepyError, FloatingPointError):
+    """An energy or force came out infinite or NaN (e.g. an embedding exponent that overflows
+    float64 at this structure's density); the message names the structure, the atom and the key of
+    the potential file whose values overflow."""
+
+
+class UnsupportedInputError(AcepyError, ValueError):
+    """An argument acepy cannot compute with (a dtype other than float32/float64, integer
+    positions, tensors on the meta device, ...); the message says what is supported."""
+
+
+class DeviceUnavailableError(AcepyError, RuntimeError):
+    """The requested device does not exist here (``device="cuda"`` without a GPU or without a
+    CUDA build of torch)."""

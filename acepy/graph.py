@@ -14,6 +14,7 @@ from the positions and cell by :func:`edge_vectors`.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Iterable
@@ -22,7 +23,15 @@ import numpy as np
 import torch
 from vesin import NeighborList
 
+from acepy.errors import TooManyPairsError
+
 from .batch import Batch
+
+# The default limit of the pair-count estimate made before each neighbour search (max_pairs): an
+# evaluation holds 350-550 bytes per pair (graph, edge vectors, gradients; measured with the ACE
+# model), so this is about 7 GB, and 1.7e7 pairs are 1e5 atoms with 170 neighbours each.
+DEFAULT_MAX_PAIRS = 2**24
+_BYTES_PER_PAIR = 400
 
 
 @dataclass
@@ -115,12 +124,19 @@ def filter_graph(graph: Graph, vectors_or_distances: torch.Tensor, cutoff: float
     return graph.select(distances < cutoff, cutoff)
 
 
-def neighbor_graph(batch: Batch, cutoff: float) -> Graph:
+def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_MAX_PAIRS) -> Graph:
     """All pairs with ``|r_ij| < cutoff`` in every structure of ``batch`` (see module docstring).
 
     One vesin search per structure, stitched into one CSR list with global atom indices. The
     search runs on the CPU whatever the batch's device and the result is moved back to it (vesin
     has a CUDA path; wiring it in is later work).
+
+    Before each search the number of pairs is estimated (:func:`estimate_pairs`: atom density
+    times the cutoff sphere); above ``max_pairs`` (None: no limit) :class:`TooManyPairsError`
+    names the structure, the estimate and the cutoff, instead of a search that runs for minutes or
+    exhausts memory. Periodic cell vectors are reduced first (a nearly singular, strongly skewed
+    cell such as ``[[4, 0, 0], [4, 4e-4, 0], [0, 0, 4]]`` is searched as the equivalent
+    ``[[4, 0, 0], [0, 4e-4, 0], [0, 0, 4]]``) and the shifts mapped back to the given vectors.
     """
     _check_cutoff(cutoff)
     cpu = batch.to("cpu").validate()
@@ -140,9 +156,14 @@ def neighbor_graph(batch: Batch, cutoff: float) -> Graph:
         lo, hi = starts[b], starts[b + 1]
         if hi - lo == 0:
             continue
-        i, j, s = search.compute(pos64[lo:hi], _search_box(cell64[b], pbc[b]), periodic=pbc[b], quantities="ijS")
+        _check_pair_estimate(b, pos64[lo:hi], cell64[b], pbc[b], cutoff, max_pairs)
+        box, unimodular = _reduced_cell(cell64[b], pbc[b])
+        i, j, s = search.compute(pos64[lo:hi], _search_box(box, pbc[b]), periodic=pbc[b], quantities="ijS")
         if len(i):
-            pieces.append((i.astype(np.int64) + lo, j.astype(np.int64) + lo, s.astype(np.int64), b))
+            s = s.astype(np.int64)
+            if unimodular is not None:
+                s = s @ unimodular  # shifts along the reduced vectors -> along the given ones
+            pieces.append((i.astype(np.int64) + lo, j.astype(np.int64) + lo, s, b))
 
     if pieces:
         i = np.concatenate([p[0] for p in pieces])
@@ -190,10 +211,14 @@ class GraphCache:
       search each call whose positions changed, since distances did.
 
     ``n_searches`` and ``n_views`` count neighbour searches and filtered views since the last
-    :meth:`reset_counters`, so tests can assert "one search per call".
+    :meth:`reset_counters`, so tests can assert "one search per call". ``max_pairs`` (an attribute,
+    may be changed) is the limit of :func:`neighbor_graph`'s pair estimate (None: no limit).
     """
 
-    def __init__(self, cutoffs: Iterable[float | None], skin: float = 0.0):
+    DEFAULT_MAX_PAIRS = DEFAULT_MAX_PAIRS
+
+    def __init__(self, cutoffs: Iterable[float | None], skin: float = 0.0,
+                 max_pairs: int | None = DEFAULT_MAX_PAIRS):
         distinct = sorted({float(c) for c in cutoffs if c is not None})
         for c in distinct:
             _check_cutoff(c)
@@ -202,6 +227,7 @@ class GraphCache:
             raise ValueError(f"skin must be a finite number >= 0, got {skin}")
         self.cutoffs = distinct
         self.skin = skin
+        self.max_pairs = _check_max_pairs(max_pairs)
         self.reset_counters()
         self.invalidate()
 
@@ -231,7 +257,7 @@ class GraphCache:
                 self._make_views(batch)
                 return dict(self._views)
 
-        self._search = neighbor_graph(batch, self.cutoffs[-1] + self.skin)
+        self._search = neighbor_graph(batch, self.cutoffs[-1] + self.skin, max_pairs=self.max_pairs)
         self.n_searches += 1
         self._search_positions = positions.clone()
         self._topology = tuple(t.clone() for t in topology)
@@ -275,6 +301,97 @@ def _all_equal(xs, ys) -> bool:
 def _check_cutoff(cutoff: float) -> None:
     if isinstance(cutoff, bool) or not (isinstance(cutoff, numbers.Real) and np.isfinite(cutoff) and cutoff > 0):
         raise ValueError(f"cutoff must be a finite number > 0, got {cutoff!r}")
+
+
+def _check_max_pairs(max_pairs):
+    if max_pairs is None:
+        return None
+    if isinstance(max_pairs, bool) or not isinstance(max_pairs, numbers.Integral) or max_pairs < 1:
+        raise ValueError(f"max_pairs must be a positive integer or None (no limit), got {max_pairs!r}")
+    return int(max_pairs)
+
+
+_BALL = (lambda r: 1.0, lambda r: 2.0 * r, lambda r: math.pi * r * r, lambda r: 4.0 / 3.0 * math.pi * r**3)
+
+
+def estimate_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> float:
+    """About how many (ordered) pairs of one structure lie within ``cutoff``, from the sizes alone.
+
+    Fully periodic: N x (N / V) x (4/3) pi rc^3, the atom density times the cutoff sphere (every
+    pair of a nearly singular cell is counted, images included). With d < 3 periodic directions:
+    N^2 x min(images, (4/3) pi rc^3 / V_eff), where images = max(1, V_d(rc) / A_d) counts the
+    lattice points of the periodic vectors (covolume A_d) within rc and V_eff = A_d x the extent
+    of the atoms along the other directions.
+    """
+    n = len(positions)
+    if n == 0:
+        return 0.0
+    periodic = cell[pbc]
+    d = len(periodic)
+    covolume = math.sqrt(max(float(np.linalg.det(periodic @ periodic.T)), 0.0)) if d else 1.0
+    sphere = _BALL[3](cutoff)
+    if d == 3:
+        return n * n * (sphere / covolume if covolume > 0 else math.inf)
+    images = max(1.0, _BALL[d](cutoff) / covolume) if covolume > 0 else math.inf
+    if d:
+        _, _, vt = np.linalg.svd(periodic)
+        across = vt[d:]
+    else:
+        across = np.eye(3)
+    extent = np.ptp(positions @ across.T, axis=0)
+    volume = covolume * float(np.prod(extent))
+    return n * n * min(images, sphere / volume if volume > 0 else math.inf)
+
+
+def _check_pair_estimate(b: int, positions, cell, pbc, cutoff: float, max_pairs: int | None) -> None:
+    if max_pairs is None:
+        return
+    estimate = estimate_pairs(positions, cell, pbc, cutoff)
+    if estimate <= max_pairs:
+        return
+    n = len(positions)
+    how = "atom density x cutoff sphere" if pbc.all() else "atom pairs x periodic images within the cutoff"
+    raise TooManyPairsError(
+        f"structure {b}: the neighbour list within the cutoff {cutoff:.6g} A would hold about {estimate:.3g} pairs "
+        f"({n} atoms; {how}), more than max_pairs = {max_pairs} (about {max_pairs * _BYTES_PER_PAIR / 1e9:.3g} GB to "
+        "evaluate). "
+        "Check the cell and the potential's cutoffs; if this is meant, raise the limit: acepy.load(..., "
+        "max_pairs=...), or model.graph_cache.max_pairs = ... (None: no limit)")
+
+
+def _reduced_cell(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The cell with its periodic vectors pairwise reduced (each one's projection on every other at
+    most half that one's length), and the integer matrix U with reduced = U @ given over all three
+    rows (non-periodic rows kept); U is None when the given vectors are reduced already.
+
+    vesin's search time grows with the number of cells it scans; for a skewed cell that number is
+    huge (minutes for ``[[4, 0, 0], [4, 4e-4, 0], [0, 0, 4]]``), for the reduced one it is not. The
+    lattice, and so every pair and distance, is the same.
+    """
+    rows = np.flatnonzero(pbc)
+    basis = cell[rows].copy()
+    u = np.eye(len(rows), dtype=np.int64)
+    changed, steps = True, 0
+    while changed and steps < 1000:
+        changed = False
+        for i in range(len(rows)):
+            for k in range(len(rows)):
+                if i == k:
+                    continue
+                mu = float(basis[i] @ basis[k]) / float(basis[k] @ basis[k])
+                if abs(mu) > 0.5 + 1e-9:  # strictly shortens basis[i]: the loop ends
+                    q = round(mu)
+                    basis[i] -= q * basis[k]
+                    u[i] -= q * u[k]
+                    changed = True
+        steps += 1
+    if steps == 1 and not changed:
+        return cell, None
+    full = np.eye(3, dtype=np.int64)
+    full[np.ix_(rows, rows)] = u
+    reduced = cell.copy()
+    reduced[rows] = basis
+    return reduced, full
 
 
 def csr_offsets(centers: torch.Tensor, n_atoms: int) -> torch.Tensor:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import torch
 
-from acepy.errors import PotentialFileError
+from acepy.batch import check_device, check_dtype
+from acepy.errors import PotentialFileError, UnsupportedInputError
+from acepy.graph import DEFAULT_MAX_PAIRS
 from acepy.io import read_pair_table, read_potential
 from acepy.models.ace import ACE
 from acepy.models.onebody import OneBody
@@ -17,9 +19,10 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 def _dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        return check_dtype(dtype)
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise UnsupportedInputError(f"dtype must be 'float64' or 'float32' (or torch.float64 / torch.float32), "
+                                    f"got {dtype!r}")
     return _DTYPES[dtype]
 
 
@@ -35,6 +38,14 @@ def _check_elements(elements, path) -> None:
         if el not in atomic_numbers or atomic_numbers[el] == 0:
             raise PotentialFileError(path, f"elements[{i}]", f"{el!r} is not a chemical element symbol "
                                      f"(elements {list(elements)})")
+
+
+def _threads_scope(n):
+    from acepy.kernels.threads import num_threads
+
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {n!r}")
+    return num_threads(n)
 
 
 def bundled() -> list[str]:
@@ -59,7 +70,8 @@ def _resolve(path) -> Path:
 
 def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, skin: float = 0.0,
          table_n: int | None = None, table_style: str = "spline", table_cutoff=None,
-         num_threads: int | None = None) -> Stack:
+         num_threads: int | None = None, max_pairs: int | None = DEFAULT_MAX_PAIRS,
+         max_table_bytes: int | None = None) -> Stack:
     """Read a ``.yace``/``.ace``/pacemaker ``.yaml`` potential and stack OneBody(E0) + ACE (+ a
     tabulated pair term). The one place that reads potential files and builds a stack.
 
@@ -73,19 +85,30 @@ def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, ski
     ``table_cutoff`` the optional ``pair_coeff`` cutoff (a float, or ``{("A", "B"): rc}``).
     ``skin`` keeps a neighbour search for MD steps until an atom moved more than skin/2;
     ``num_threads`` the CPU thread count of the model's calls (None: acepy's default).
+
+    Limits (each raises an acepy error naming what is at fault, instead of exhausting memory):
+    ``max_table_bytes`` the memory the radial spline tables may take (default
+    :data:`acepy.spec.MAX_RADIAL_TABLE_BYTES`, 1 GiB; checked from the file's sizes before
+    anything is built); ``max_pairs`` the estimated number of neighbour pairs of one structure
+    (default 2**24, about 1.7e7, some 7 GB; None: no limit), checked before each neighbour search.
     """
     dt = _dtype(dtype)
+    device = check_device(device)
     resolved = _resolve(path)
-    spec = read_potential(resolved)
-    _check_elements(spec.elements, resolved)
-    components = [OneBody(spec.E0, spec.elements, dtype=dt, device=device), ACE(spec, dtype=dt, device=device)]
-    if pair_table is not None:
-        from acepy.models.pair import Pair
+    # Building the tables is many small torch ops: on torch's own thread pool (OpenMP, static
+    # split, a barrier per op) one busy process on another core made a load 30x slower (Al-Ni:
+    # 1.1 s instead of 0.035 s on 2 cores); torch on one thread inside the threads scope.
+    with _threads_scope(num_threads):
+        spec = read_potential(resolved, max_table_bytes=max_table_bytes)
+        _check_elements(spec.elements, resolved)
+        components = [OneBody(spec.E0, spec.elements, dtype=dt, device=device), ACE(spec, dtype=dt, device=device)]
+        if pair_table is not None:
+            from acepy.models.pair import Pair
 
-        components.append(Pair(read_pair_table(pair_table), spec.elements, tablength=table_n, style=table_style,
-                               cutoff=table_cutoff, dtype=dt, device=device))
+            components.append(Pair(read_pair_table(pair_table), spec.elements, tablength=table_n,
+                                   style=table_style, cutoff=table_cutoff, dtype=dt, device=device))
     stack = Stack(components, spec.elements, dtype=dt, device=device, backend=backend, skin=skin,
-                  num_threads=num_threads)
+                  num_threads=num_threads, max_pairs=max_pairs)
     bundled_name = isinstance(path, str) and resolved.parent == _DATA and not Path(path).exists()
     stack.load_options = {
         "path": resolved.stem if bundled_name else str(resolved.resolve()),

@@ -7,10 +7,13 @@ the model layer decides devices and dtypes. Field names follow the `.yace` keys
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple, Union
 
 import numpy as np
+
+from acepy.kernels.sph_harm import LMAX_LIMIT
 
 __all__ = [
     "Embedding",
@@ -26,6 +29,15 @@ __all__ = [
     "PACE_RADBASE_NAMES",
     "is_pace_radbasename",
     "function_problem",
+    "Problem",
+    "TableProblem",
+    "LMAX_LIMIT",
+    "MAX_RADIAL_TABLE_BYTES",
+    "embedding_problems",
+    "pace_bond_problems",
+    "ships_basis_problems",
+    "repulsive_core_problems",
+    "radial_table_problem",
     "PairTable",
     "PairTableSection",
 ]
@@ -258,6 +270,156 @@ def function_problem(fn: CTildeFunction, nelements: int, nradbase: int, nradmax:
         s = int(np.argwhere(bad)[0][0])
         return f"ms_combs row {s} = {fn.ms_combs[s].tolist()} has |m| > l for ls {fn.ls.tolist()}"
     return None
+
+
+# ---- value checks shared by the readers and the writer ----------------------------------------
+# Each returns Problems naming the field of the object at fault; the caller turns them into errors
+# (or warnings) naming the file and its own key path for that field.
+
+
+class Problem(NamedTuple):
+    field: str  # key under the checked object, e.g. "FS_parameters[3]", "dcut"
+    message: str
+    warning: bool = False  # python-ace accepts the value (and acepy computes what it computes)
+
+
+# F(rho) = |rho|^m overflows float64 for |rho| > 10^(308/m): above this exponent a warning says so
+FS_EXPONENT_WARN = 10.0
+
+
+def embedding_problems(e: Embedding) -> list[Problem]:
+    """Embedding values that make F meaningless: exponents m <= 0 (FinnisSinclairShiftedScaled
+    raises nu = 1/m to the power nu/(1 - nu), undefined for m < 0; both forms diverge or flatten),
+    negative density cutoffs; a huge exponent gets a warning (it overflows at moderate density)."""
+    out = []
+    fs = np.asarray(e.fs_parameters, dtype=np.float64).ravel()
+    for p in range(min(int(e.ndensity), fs.size // 2)):
+        m = float(fs[2 * p + 1])
+        key = f"FS_parameters[{2 * p + 1}]"
+        if not m > 0:
+            out.append(Problem(key, f"exponent m = {m!r} of density {p} must be > 0 for {e.npoti} "
+                                    "(F(rho) = |rho|^m with m <= 0 is no embedding; FinnisSinclairShiftedScaled "
+                                    "is undefined there)"))
+        elif m > FS_EXPONENT_WARN:
+            out.append(Problem(key, f"exponent m = {m!r} of density {p}: |rho|^m overflows float64 for "
+                                    f"|rho| > {10 ** (308 / m):.4g}; an evaluation that reaches it raises "
+                                    "NonFiniteError", warning=True))
+    for key, value in (("rho_core_cutoff", e.rho_core_cutoff), ("drho_core_cutoff", e.drho_core_cutoff)):
+        if not value >= 0:
+            out.append(Problem(key, f"must be >= 0, got {value!r} (the energy-level inner cutoff switches "
+                                    "the embedding off below it)"))
+    return out
+
+
+def pace_bond_problems(b: PaceBond, inner_cutoff_type: str) -> list[Problem]:
+    """Values of a PACE radial basis that make it meaningless (``inner_cutoff_type``: the
+    potential's global value, which decides what prehc means)."""
+    out = []
+    if b.lmax > LMAX_LIMIT:
+        out.append(Problem("lmax", f"{b.lmax} is above {LMAX_LIMIT}, the largest l acepy's spherical "
+                                   "harmonics take"))
+    lam = float(np.asarray(b.radparameters).ravel()[0]) if np.size(b.radparameters) else 1.0
+    if b.radbasename in ("ChebExpCos", "ChebPow") and not lam > 0:
+        out.append(Problem("radparameters[0]", f"lambda = {lam!r} must be > 0 for {b.radbasename} "
+                                               "(its distance transform divides by it or raises to it)"))
+    if not b.rcut > 0:
+        out.append(Problem("rcut", f"must be > 0, got {b.rcut!r}"))
+    for key, value in (("dcut", b.dcut), ("rcut_in", b.rcut_in), ("dcut_in", b.dcut_in)):
+        if not value >= 0:
+            out.append(Problem(key, f"must be >= 0, got {value!r}"))
+    if b.rcut_in > 0 and b.rcut_in >= b.rcut:
+        out.append(Problem("rcut_in", f"the inner cutoff {b.rcut_in!r} is not below the outer cutoff "
+                                      f"rcut = {b.rcut!r}"))
+    if inner_cutoff_type == "zbl":
+        if b.prehc < 0:
+            out.append(Problem("prehc", f"the ZBL prefactor {b.prehc!r} is negative: the core would attract"))
+    elif b.prehc != 0:
+        if b.lambdahc == 0:
+            out.append(Problem("lambdahc", f"is 0 with prehc = {b.prehc!r}: the core repulsion "
+                                           "|prehc| exp(-lambdahc r^2)/r would not decay"))
+        elif b.lambdahc < 0:
+            out.append(Problem("lambdahc", f"is negative ({b.lambdahc!r}); PACE uses its absolute value, "
+                                           "and so does acepy", warning=True))
+        if b.prehc < 0:
+            out.append(Problem("prehc", f"is negative ({b.prehc!r}); PACE uses its absolute value, and so "
+                                        "does acepy", warning=True))
+    return out
+
+
+def ships_basis_problems(b: ShipsBond) -> list[Problem]:
+    """SHIPs polynomial parameters that make x = ((1 + r0)/(1 + r))^p or its envelope meaningless."""
+    out = []
+    if not b.rcut > 0:
+        out.append(Problem("rcut", f"must be > 0, got {b.rcut!r}"))
+    if not b.p > 0:
+        out.append(Problem("p", f"must be > 0, got {b.p!r}"))
+    if not b.r0 >= 0:
+        out.append(Problem("r0", f"must be >= 0, got {b.r0!r}"))
+    if not b.xl < b.xr:
+        out.append(Problem("xl", f"xl = {b.xl!r} must be below xr = {b.xr!r} (the envelope's interval)"))
+    return out
+
+
+def repulsive_core_problems(core: RepulsiveCore) -> list[Problem]:
+    return [] if core.ri >= 0 else [Problem("ri", f"must be >= 0, got {core.ri!r}")]
+
+
+# The largest radial table acepy.load builds unless told otherwise (the readers' max_table_bytes).
+MAX_RADIAL_TABLE_BYTES = 1 << 30
+# bytes per spline node and function while the table is built: 4 float64 coefficients + value and slope
+_TABLE_BYTES_PER_ENTRY = 48
+
+
+class TableProblem(NamedTuple):
+    """What makes a PACE radial table impossible: ``pair`` None blames the global deltaSplineBins,
+    else ``field`` (rcut, nradbasemax, nradmax, lmax) of that bond."""
+
+    pair: tuple[int, int] | None
+    field: str
+    message: str
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
+
+
+def radial_table_problem(spec: ACEPotentialSpec, limit: int | None = None) -> TableProblem | None:
+    """Why the PACE spline tables of ``spec`` cannot be built (fewer than 2 nodes for a bond, or more
+    memory than ``limit`` bytes, default :data:`MAX_RADIAL_TABLE_BYTES`), computed from the sizes
+    alone, before anything is allocated; None when they can. The tables hold one row of
+    nradbase + nradmax (lmax + 1) + 1 functions per node, rcut/deltaSplineBins nodes per pair,
+    every pair padded to the longest."""
+    if spec.radial_kind != "pace" or not spec.bonds:
+        return None
+    limit = MAX_RADIAL_TABLE_BYTES if limit is None else limit
+    delta = spec.delta_spline_bins
+    nodes = {}
+    for pair, b in spec.bonds.items():
+        ratio = b.rcut / delta if delta and delta > 0 else math.inf
+        if not ratio >= 2:
+            return TableProblem(None, "deltaSplineBins", f"{delta!r} leaves fewer than 2 spline nodes below "
+                                f"rcut = {b.rcut!r} of bond {list(pair)} (nodes = int(rcut / deltaSplineBins))")
+        nodes[pair] = ratio
+    worst = max(nodes, key=nodes.get)
+    functions = spec.nradbase + spec.nradmax * (spec.lmax + 1) + 1
+    need = float(len(nodes)) * (nodes[worst] + 2) * functions * _TABLE_BYTES_PER_ENTRY
+    if need <= limit:
+        return None
+    b = spec.bonds[worst]
+    detail = (f"the radial spline tables would need about {_gib(need)} (the limit is {_gib(limit)}; "
+              f"acepy.load(..., max_table_bytes=...) raises it): {len(nodes)} pair tables x "
+              f"{nodes[worst]:.4g} nodes (rcut {b.rcut!r} of bond {list(worst)} / deltaSplineBins {delta!r}) x "
+              f"{functions} functions (nradbase {spec.nradbase} + nradmax {spec.nradmax} x (lmax {spec.lmax} + 1) + 1)")
+    # blame what is furthest from the usual (deltaSplineBins 0.001, rcut <= 10 A, <= 100 functions)
+    blame = {"deltaSplineBins": 1e-3 / delta, "rcut": b.rcut / 10.0, "functions": functions / 100.0}
+    culprit = max(blame, key=blame.get)
+    if culprit == "deltaSplineBins":
+        return TableProblem(None, culprit, detail)
+    if culprit == "rcut":
+        return TableProblem(worst, culprit, detail)
+    field_ = "nradbasemax" if spec.nradbase >= spec.nradmax * (spec.lmax + 1) else "nradmax"
+    pair = max(spec.bonds, key=lambda p: getattr(spec.bonds[p], field_))
+    return TableProblem(pair, field_, detail)
 
 
 # ---- LAMMPS pair tables (ACE_SPEC.md section 3): read by acepy.io.read_pair_table ----

@@ -46,14 +46,18 @@ __all__ = [
 ]
 
 
-def read_potential(path) -> ACEPotentialSpec:
-    """Read a `.yace`, `.ace` or pacemaker `.yaml` potential, chosen by the file extension."""
+def read_potential(path, max_table_bytes: int | None = None) -> ACEPotentialSpec:
+    """Read a `.yace`, `.ace` or pacemaker `.yaml` potential, chosen by the file extension.
+
+    ``max_table_bytes``: refuse (``PotentialFileError``) a PACE radial basis whose spline tables
+    would need more memory (default :data:`acepy.spec.MAX_RADIAL_TABLE_BYTES`), before allocating.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".yace":
-        return read_yace(path)
+        return read_yace(path, max_table_bytes=max_table_bytes)
     if suffix == ".ace":
-        return read_ace(path)
-    if suffix in (".yaml", ".yml"):
-        return read_pacemaker_yaml(path)  # pacemaker B-basis, converted to C-tilde form
+        return read_ace(path, max_table_bytes=max_table_bytes)
+    if suffix in (".yaml", ".yml"):  # pacemaker B-basis, converted to C-tilde form
+        return read_pacemaker_yaml(path, max_table_bytes=max_table_bytes)
     raise PotentialFileError(path, None, f"unrecognized file type {path.suffix!r}; expected .yace, .ace or .yaml")

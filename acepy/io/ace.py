@@ -26,13 +26,19 @@ import numpy as np
 
 from acepy.errors import PotentialFileError
 from acepy.spec import (
+    LMAX_LIMIT,
     NPOTI_NAMES,
     ACEPotentialSpec,
     CTildeFunction,
     Embedding,
     PaceBond,
+    embedding_problems,
     function_problem,
+    pace_bond_problems,
+    radial_table_problem,
 )
+
+from .yaml_doc import INT_LIMIT, check_problems
 
 __all__ = ["read_ace"]
 
@@ -109,6 +115,8 @@ class _Scanner:
             value = int(token)
         except ValueError:
             raise self.error(f"{what}: expected an integer, got {token!r}", self._last) from None
+        if abs(value) > INT_LIMIT:
+            raise self.error(f"{what}: integer {value} is out of range (|n| <= {INT_LIMIT})", self._last)
         if minimum is not None and value < minimum:
             raise self.error(f"{what}: must be >= {minimum}, got {value}", self._last)
         return value
@@ -117,13 +125,15 @@ class _Scanner:
         return [self.float_(what) for _ in range(count)]
 
 
-def read_ace(path) -> ACEPotentialSpec:
+def read_ace(path, max_table_bytes: int | None = None) -> ACEPotentialSpec:
     """Read a single-species `.ace` potential file into an `ACEPotentialSpec`.
 
     As the C++ reader: leading lines before ``nelements=`` (comments) are skipped, E0 defaults to
     0, a missing ``embedding-function:`` means FinnisSinclair (allowed only for a linear
     embedding), ``inner_cutoff_type`` is 'density', and ``crad`` (written k-outer, then n, then
-    l) is returned in [n][l][k] order.
+    l) is returned in [n][l][k] order. Values are checked as by :func:`acepy.io.read_yace`
+    (errors and warnings name the line), and so is the size of the radial tables
+    (``max_table_bytes``).
     """
     path = Path(path)
     if not path.is_file():
@@ -147,11 +157,14 @@ def read_ace(path) -> ACEPotentialSpec:
     elements = [s.word("elements") for _ in range(n)]
     s.label("lmax=")
     lmax = s.int_("lmax", minimum=0)
+    if lmax > LMAX_LIMIT:
+        raise s.error(f"lmax = {lmax} is above {LMAX_LIMIT}, the largest l acepy's spherical harmonics take", s._last)
 
     npoti = s.word("embedding-function") if s.try_label("embedding-function:") else None
     npoti_line = s.line()
     nfs = s.int_("number of FS parameters", minimum=0)
     s.label("FS parameters:")
+    lines = {"FS_parameters": s.line()}
     fs = np.array(s.floats(nfs, "FS parameters"))
     if npoti is None:
         if np.any(fs[1::2] != 1.0):
@@ -161,6 +174,7 @@ def read_ace(path) -> ACEPotentialSpec:
         raise PotentialFileError(path, f"line {npoti_line}", f"unknown embedding-function {npoti!r}")
 
     s.label("core energy-cutoff parameters:")
+    lines["rho_core_cutoff"] = lines["drho_core_cutoff"] = s.line()
     rho_cut = [s.floats(2, "core energy-cutoff parameters") for _ in range(n)]
     E0 = np.array(s.floats(n, "E0")) if s.try_label("E0:") else np.zeros(n)
 
@@ -171,7 +185,7 @@ def read_ace(path) -> ACEPotentialSpec:
                       "upstream PACE rejects it as deprecated. Export the potential to .yace instead.", s._last)
     if radbasename not in _ACE_RADBASES:
         raise s.error(f"unknown radbasename {radbasename!r} for .ace files; expected one of {_ACE_RADBASES}", s._last)
-    bonds, delta = _read_radial(s, n, lmax, radbasename)
+    bonds, delta = _read_radial(s, n, lmax, radbasename, lines)
 
     s.label("rankmax=")
     rankmax = s.int_("rankmax", minimum=0)
@@ -190,6 +204,7 @@ def read_ace(path) -> ACEPotentialSpec:
         elements=elements, E0=E0, delta_spline_bins=delta, embeddings=embeddings,
         bonds=bonds, functions=[[] for _ in range(n)], lmax=lmax, inner_cutoff_type="density",
         radial_kind="pace", pair=None, source=str(path))
+    _check_values(path, spec, lines, max_table_bytes)
 
     sizes = (n, spec.nradbase, spec.nradmax, lmax)
     for label in ("total_basis_size_rank1:", "total_basis_size:"):
@@ -209,31 +224,52 @@ def read_ace(path) -> ACEPotentialSpec:
     return spec
 
 
-def _read_radial(s: _Scanner, n: int, lmax: int, radbasename: str) -> tuple[dict, float]:
+def _check_values(path: Path, spec: ACEPotentialSpec, lines: dict[str, int], max_table_bytes) -> None:
+    """The value checks of :mod:`acepy.spec`, naming the line of each field's label."""
+    def where(field):
+        return f"line {lines[field.split('[')[0]]} ({field})"
+
+    check_problems(path, embedding_problems(spec.embeddings[0]), where)
+    for bond in spec.bonds.values():
+        check_problems(path, pace_bond_problems(bond, spec.inner_cutoff_type), where)
+    problem = radial_table_problem(spec, max_table_bytes)
+    if problem is not None:
+        raise PotentialFileError(path, where(problem.field), problem.message)
+
+
+def _read_radial(s: _Scanner, n: int, lmax: int, radbasename: str, lines: dict[str, int]) -> tuple[dict, float]:
     """The radial block (upstream `_load_radial_ACERadial`): global sizes, then per-pair values
-    in mu_i-outer, mu_j-inner order. Returns the bonds and deltaSplineBins."""
+    in mu_i-outer, mu_j-inner order. Returns the bonds and deltaSplineBins; ``lines`` receives the
+    line of each field (for the value checks)."""
     s.label("nradbase=")
+    lines["nradbasemax"] = s.line()
     nradbase = s.int_("nradbase", minimum=0)
     s.label("nradmax=")
+    lines["nradmax"] = lines["lmax"] = s.line()
     nradmax = s.int_("nradmax", minimum=0)
     s.label("cutoffmax=")
     s.float_("cutoffmax")  # recomputed from the per-pair cutoffs
     s.label("deltaSplineBins=")
+    lines["deltaSplineBins"] = s.line()
     delta = s.float_("deltaSplineBins")
     if delta <= 0:
         raise s.error(f"deltaSplineBins must be > 0, got {delta}", s._last)
     pairs = [(i, j) for i in range(n) for j in range(n)]
 
     s.label("core repulsion parameters:")
+    lines["prehc"] = lines["lambdahc"] = s.line()
     core = {p: s.floats(2, "core repulsion parameters") for p in pairs}
     s.label("radparameter=")
+    lines["radparameters"] = s.line()
     lam = {p: s.float_("radparameter") for p in pairs}
     s.label("cutoff=")
+    lines["rcut"] = lines["rcut_in"] = lines["dcut_in"] = s.line()
     rcut = {p: s.float_("cutoff") for p in pairs}
     for p in pairs:
         if rcut[p] <= 0:
             raise s.error(f"cutoff of pair {p} must be > 0, got {rcut[p]}")
     s.label("dcut=")
+    lines["dcut"] = s.line()
     dcut = {p: s.float_("dcut") for p in pairs}
     s.label("crad=")
     crad = {}
@@ -270,13 +306,14 @@ def _read_function(s: _Scanner, mu: int, ndensity: int, sizes) -> CTildeFunction
         s.label(")")
     s.label("num_ms=")
     m = s.int_("num_ms", minimum=1)
-    ms = np.zeros((m, rank), dtype=np.int64)
-    ct = np.zeros((m, nd), dtype=np.float64)
-    for row in range(m):
+    ms_rows, ct_rows = [], []  # lists first: a huge num_ms meets the end of the file, not numpy
+    for _ in range(m):
         s.label("<")
-        ms[row] = [s.int_("m") for _ in range(rank)]
+        ms_rows.append([s.int_("m") for _ in range(rank)])
         s.label(">:")
-        ct[row] = s.floats(nd, "ctilde")
+        ct_rows.append(s.floats(nd, "ctilde"))
+    ms = np.array(ms_rows, dtype=np.int64).reshape(m, rank)
+    ct = np.array(ct_rows, dtype=np.float64).reshape(m, nd)
     fn = CTildeFunction(mu0=mu0, rank=rank, ndensity=nd, mus=vectors[0], ns=vectors[1], ls=vectors[2],
                         ms_combs=ms, ctildes=ct)
     problem = function_problem(fn, *sizes)

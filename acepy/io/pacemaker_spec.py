@@ -9,14 +9,34 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from acepy.coupling import b_function_to_ctilde_terms
-from acepy.spec import ACEPotentialSpec, CTildeFunction, Embedding, PaceBond, function_problem
+from acepy.spec import (
+    ACEPotentialSpec,
+    CTildeFunction,
+    Embedding,
+    PaceBond,
+    embedding_problems,
+    function_problem,
+    pace_bond_problems,
+    radial_table_problem,
+)
 
-from .yaml_doc import YamlDoc, key_path
+from .yaml_doc import YamlDoc, check_problems, key_path
 
 if TYPE_CHECKING:
     from .pacemaker_yaml import _Block as Block
 
-__all__ = ["bonds_from_blocks", "ctilde_functions_from_blocks", "embedding_from_block"]
+__all__ = ["bonds_from_blocks", "check_radial_tables", "ctilde_functions_from_blocks", "embedding_from_block"]
+
+# the spec's field names as pacemaker's keys (for the value checks of acepy.spec)
+_KEYS = {"FS_parameters": "parameters", "rho_core_cutoff": "rho_core_cut", "drho_core_cutoff": "drho_core_cut",
+         "lmax": "lmaxi", "rcut": "rcutij", "dcut": "dcutij", "rcut_in": "r_in", "dcut_in": "delta_in",
+         "prehc": "core-repulsion[0]", "lambdahc": "core-repulsion[1]", "nradbasemax": "nradbaseij",
+         "nradmax": "nradmaxi", "deltaSplineBins": "global.DeltaSplineBins"}
+
+
+def _key(where: str, field: str) -> str:
+    base, bracket, rest = field.partition("[")
+    return key_path(where, _KEYS.get(base, base) + (bracket + rest if bracket else ""))
 
 # python-ace's default radial tables for an element pair no block describes
 _MISSING_BOND = dict(radbasename="ChebExpCos", radparameters=(1.0,), rcut=1.0, dcut=1.0, prehc=0.0, lambdahc=1.0)
@@ -40,6 +60,7 @@ def bonds_from_blocks(doc: YamlDoc, blocks: list[Block], index: dict[str, int], 
                 other = origin[other_pair]
                 raise doc.error(block.where, f"bond of block {block.name!r} is inconsistent with that of block "
                                 f"{other.name!r} ({other.where})")
+        check_problems(doc.path, pace_bond_problems(bond, inner), lambda f, w=block.where: _key(w, f))
         bonds[pair] = bond
         origin[pair] = block
     n = len(index)
@@ -66,8 +87,27 @@ def _same_bond(a: PaceBond, b: PaceBond) -> bool:
 
 
 def embedding_from_block(doc: YamlDoc, block: Block) -> Embedding:
-    return Embedding(ndensity=block.ndensity, fs_parameters=block.fs_parameters, npoti=block.npoti,
-                     rho_core_cutoff=block.rho_cut, drho_core_cutoff=block.drho_cut)
+    e = Embedding(ndensity=block.ndensity, fs_parameters=block.fs_parameters, npoti=block.npoti,
+                  rho_core_cutoff=block.rho_cut, drho_core_cutoff=block.drho_cut)
+    check_problems(doc.path, embedding_problems(e), lambda f: _key(block.where, f))
+    return e
+
+
+def check_radial_tables(doc: YamlDoc, blocks: list[Block], spec: ACEPotentialSpec, max_table_bytes) -> None:
+    """Refuse tables larger than ``max_table_bytes`` (acepy.spec.radial_table_problem), naming the
+    key of the block that defines the bond at fault."""
+    problem = radial_table_problem(spec, max_table_bytes)
+    if problem is None:
+        return
+    where = "species"
+    if problem.pair is None:
+        where = _KEYS["deltaSplineBins"]
+    else:
+        pair = [spec.elements[k] for k in problem.pair]
+        block = next((b for b in blocks if b.nspecies <= 2 and b.elements_vec in (pair, pair[::-1])), None)
+        if block is not None:
+            where = _key(block.where, problem.field)
+    raise doc.error(where, problem.message)
 
 
 def ctilde_functions_from_blocks(doc: YamlDoc, blocks: list[Block], index: dict[str, int],

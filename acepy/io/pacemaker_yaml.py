@@ -60,11 +60,12 @@ import numpy as np
 
 from acepy.spec import (
     INNER_CUTOFF_TYPES,
+    LMAX_LIMIT,
     NPOTI_NAMES,
     ACEPotentialSpec,
     is_pace_radbasename,
 )
-from .pacemaker_spec import bonds_from_blocks, ctilde_functions_from_blocks, embedding_from_block
+from .pacemaker_spec import bonds_from_blocks, check_radial_tables, ctilde_functions_from_blocks, embedding_from_block
 from .yaml_doc import SYMBOLS, YamlDoc, describe, key_path, open_yaml_mapping
 
 __all__ = ["read_pacemaker_yaml"]
@@ -144,11 +145,12 @@ class _Block:
 # --------------------------------------------------------------------------------------------
 
 
-def read_pacemaker_yaml(path) -> ACEPotentialSpec:
+def read_pacemaker_yaml(path, max_table_bytes: int | None = None) -> ACEPotentialSpec:
     """Read a pacemaker B-basis `.yaml` potential and convert it to an `ACEPotentialSpec`.
 
     Raises FileNotFoundError for a missing file and `PotentialFileError` (naming the file and the
-    key path, e.g. ``species[1].nbody[3].lint``) for anything malformed or unsupported.
+    key path, e.g. ``species[1].nbody[3].lint``) for anything malformed or unsupported, and for
+    the value checks and table size of :func:`acepy.io.read_yace` (``max_table_bytes``).
     """
     doc, top = open_yaml_mapping(path)
     if "global" not in top and "functions" in top and "bonds" in top:
@@ -183,6 +185,7 @@ def read_pacemaker_yaml(path) -> ACEPotentialSpec:
         elements=elements, E0=np.zeros(len(elements)), delta_spline_bins=delta, embeddings=embeddings,
         bonds=bonds, functions=[], lmax=max(b.lmax for b in bonds.values()), inner_cutoff_type=inner,
         radial_kind="pace", source=str(path))
+    check_radial_tables(doc, blocks, spec, max_table_bytes)
     spec.functions = ctilde_functions_from_blocks(doc, blocks, index, bonds, spec)
     return spec
 
@@ -273,6 +276,9 @@ def _read_radial(doc: YamlDoc, b: dict, where: str) -> _Radial:
         return doc.int_(doc.get(b, key, where), key_path(where, key), minimum=0)
 
     lmax, nradmax, nradbase = integer("lmaxi"), integer("nradmaxi"), integer("nradbaseij")
+    if lmax > LMAX_LIMIT:
+        raise doc.error(key_path(where, "lmaxi"), f"{lmax} is above {LMAX_LIMIT}, the largest l acepy's "
+                        "spherical harmonics take")
     radbase = doc.str_(doc.get(b, "radbase", where), key_path(where, "radbase"))
     if not is_pace_radbasename(radbase):
         raise doc.error(key_path(where, "radbase"), f"unknown radial basis {radbase!r}; expected one of "
@@ -294,27 +300,26 @@ def _read_radcoefficients(doc: YamlDoc, value, where: str, shape: tuple[int, int
     """[n][l][k] with at least the declared sizes (extra entries are ignored, as upstream), or the
     deprecated flat list, ordered k outer, then n, then l (`Input::read_radcoefficients`)."""
     rows = doc.seq(value, where)
-    crad = np.zeros(shape, dtype=np.float64)
     if rows and not any(isinstance(r, list) for r in rows):  # deprecated flat form
         need = shape[0] * shape[1] * shape[2]
         if len(rows) < need:
             raise doc.error(where, f"flat (deprecated) list has {len(rows)} values; nradmaxi * (lmaxi + 1) * "
                             f"nradbaseij = {need} needed")
         flat = [doc.float_(v, key_path(where, i)) for i, v in enumerate(rows[:need])]
-        crad[...] = np.asarray(flat).reshape(shape[2], shape[0], shape[1]).transpose(1, 2, 0)
-        return crad
+        return np.asarray(flat, dtype=np.float64).reshape(shape[2], shape[0], shape[1]).transpose(1, 2, 0).copy()
+    if len(rows) < shape[0]:  # sizes checked against the entries before any array is made
+        raise doc.error(where, f"has {len(rows)} entries for n, nradmaxi = {shape[0]} needed")
+    values = []
     for n in range(shape[0]):
-        if n >= len(rows):
-            raise doc.error(where, f"has {len(rows)} entries for n, nradmaxi = {shape[0]} needed")
         ls = doc.seq(rows[n], key_path(where, n))
+        if len(ls) < shape[1]:
+            raise doc.error(key_path(where, n), f"has {len(ls)} entries for l, lmaxi + 1 = {shape[1]} needed")
         for l in range(shape[1]):
-            if l >= len(ls):
-                raise doc.error(key_path(where, n), f"has {len(ls)} entries for l, lmaxi + 1 = {shape[1]} needed")
             ks = doc.seq(ls[l], f"{where}[{n}][{l}]")
             if len(ks) < shape[2]:
                 raise doc.error(f"{where}[{n}][{l}]", f"has {len(ks)} entries for k, nradbaseij = {shape[2]} needed")
-            crad[n, l] = [doc.float_(ks[k], f"{where}[{n}][{l}][{k}]") for k in range(shape[2])]
-    return crad
+            values.append([doc.float_(ks[k], f"{where}[{n}][{l}][{k}]") for k in range(shape[2])])
+    return np.array(values, dtype=np.float64).reshape(shape)
 
 
 def _bool(doc: YamlDoc, value, where: str) -> bool:

@@ -30,20 +30,30 @@ from acepy.spec import (
     RepulsiveCore,
     ShipsBond,
     ShipsPairPotential,
+    LMAX_LIMIT,
     SplineBond,
+    embedding_problems,
     function_problem,
     is_pace_radbasename,
+    pace_bond_problems,
+    radial_table_problem,
+    repulsive_core_problems,
+    ships_basis_problems,
 )
 
 from .yaml_doc import SYMBOLS, YamlDoc, key_path, open_yaml_mapping
 
 __all__ = ["read_yace"]
 
-def read_yace(path) -> ACEPotentialSpec:
+def read_yace(path, max_table_bytes: int | None = None) -> ACEPotentialSpec:
     """Read a `.yace` potential file into an `ACEPotentialSpec`.
 
     Raises FileNotFoundError for a missing file and `PotentialFileError` for anything the C++
-    evaluator could not use (see the module docstring).
+    evaluator could not use (see the module docstring), for values that make an embedding, radial
+    basis or cutoff meaningless (:mod:`acepy.spec`'s value checks; values python-ace accepts with a
+    well-defined meaning get a :class:`~acepy.errors.PotentialFileWarning` instead), and for radial
+    tables larger than ``max_table_bytes`` (default :data:`acepy.spec.MAX_RADIAL_TABLE_BYTES`),
+    computed from the sizes before anything is allocated.
     """
     doc, top = open_yaml_mapping(path)
 
@@ -75,6 +85,8 @@ def read_yace(path) -> ACEPotentialSpec:
         lmax = max(b.lmax for b in bonds.values())
         # Quirk kept from the C++ reader: one global value, the last bond of its loop, [n-1, n-1].
         inner = bonds[(n - 1, n - 1)].inner_cutoff_type
+        for k, bond in bonds.items():
+            doc.check(pace_bond_problems(bond, inner), key_path("bonds", k))
         if inner == "zbl":
             unknown = [e for e in elements if e not in SYMBOLS]
             if unknown:
@@ -85,6 +97,8 @@ def read_yace(path) -> ACEPotentialSpec:
                  for k in sorted(raw_bonds)}
         delta = None if delta is None else doc.float_(delta, "deltaSplineBins")  # unused there
         lmax = doc.int_(doc.get(top, "lmax", ""), "lmax", minimum=0)  # required for ACE.jl files
+        if lmax > LMAX_LIMIT:
+            raise doc.error("lmax", f"{lmax} is above {LMAX_LIMIT}, the largest l acepy's spherical harmonics take")
         inner = "density"
         if kind == "ships" and "polypairpot" in top:
             pair = _read_ships_pair(doc, top, n)
@@ -92,6 +106,10 @@ def read_yace(path) -> ACEPotentialSpec:
     spec = ACEPotentialSpec(
         elements=elements, E0=E0, delta_spline_bins=delta, embeddings=embeddings, bonds=bonds,
         functions=[], lmax=lmax, inner_cutoff_type=inner, radial_kind=kind, pair=pair, source=str(path))
+    problem = radial_table_problem(spec, max_table_bytes)
+    if problem is not None:
+        raise doc.error(problem.field if problem.pair is None else key_path(key_path("bonds", problem.pair),
+                                                                            problem.field), problem.message)
     spec.functions = _read_functions(doc, doc.get(top, "functions", ""), spec)
     return spec
 
@@ -136,6 +154,7 @@ def _read_embeddings(doc: YamlDoc, value, n: int) -> list[Embedding]:
             rho_core_cutoff=doc.float_(doc.get(e, "rho_core_cutoff", where), key_path(where, "rho_core_cutoff")),
             drho_core_cutoff=doc.float_(doc.get(e, "drho_core_cutoff", where), key_path(where, "drho_core_cutoff")),
         ))
+        doc.check(embedding_problems(out[-1]), where)
     return out
 
 
@@ -167,21 +186,22 @@ def _read_pace_bond(doc: YamlDoc, b: dict, where: str) -> PaceBond:
 
 def _read_crad(doc: YamlDoc, value, where: str, shape: tuple[int, int, int]) -> np.ndarray:
     """radcoefficients[n][l][k]: at least the declared sizes (upstream reads with .at() and
-    ignores any extra entries, so they are ignored here too)."""
-    crad = np.zeros(shape, dtype=np.float64)
+    ignores any extra entries, so they are ignored here too). The sizes are checked against the
+    entries the file holds before the array is made, so no declared size allocates more than that."""
     rows = doc.seq(value, where)
+    if len(rows) < shape[0]:
+        raise doc.error(where, f"has {len(rows)} entries for n, nradmax = {shape[0]} needed")
+    values = []
     for n in range(shape[0]):
-        if n >= len(rows):
-            raise doc.error(where, f"has {len(rows)} entries for n, nradmax = {shape[0]} needed")
         ls = doc.seq(rows[n], f"{where}[{n}]")
+        if len(ls) < shape[1]:
+            raise doc.error(f"{where}[{n}]", f"has {len(ls)} entries for l, lmax + 1 = {shape[1]} needed")
         for l in range(shape[1]):
-            if l >= len(ls):
-                raise doc.error(f"{where}[{n}]", f"has {len(ls)} entries for l, lmax + 1 = {shape[1]} needed")
             ks = doc.seq(ls[l], f"{where}[{n}][{l}]")
             if len(ks) < shape[2]:
                 raise doc.error(f"{where}[{n}][{l}]", f"has {len(ks)} entries for k, nradbasemax = {shape[2]} needed")
-            crad[n, l] = [doc.float_(ks[k], f"{where}[{n}][{l}][{k}]") for k in range(shape[2])]
-    return crad
+            values.append([doc.float_(ks[k], f"{where}[{n}][{l}][{k}]") for k in range(shape[2])])
+    return np.array(values, dtype=np.float64).reshape(shape)
 
 
 def _read_ships_basis(doc: YamlDoc, b: dict, where: str, radbasename: str = "ACE.jl.base") -> ShipsBond:
@@ -196,9 +216,11 @@ def _read_ships_basis(doc: YamlDoc, b: dict, where: str, radbasename: str = "ACE
     rwhere = key_path(where, "recursion_coefficients")
     rec = doc.mapping(doc.get(b, "recursion_coefficients", where), rwhere)
     A, B, C = (doc.floats(doc.get(rec, k, rwhere), key_path(rwhere, k), length=maxn) for k in "ABC")
-    return ShipsBond(rcut=num("rcut"), r0=num("r0"), p=integer("p"), xl=num("xl"), xr=num("xr"),
+    bond = ShipsBond(rcut=num("rcut"), r0=num("r0"), p=integer("p"), xl=num("xl"), xr=num("xr"),
                      pl=integer("pl", 0), pr=integer("pr", 0), maxn=maxn, A=A, B=B, C=C,
                      radbasename=radbasename)
+    doc.check(ships_basis_problems(bond), where)
+    return bond
 
 
 def _read_ships_bond(doc: YamlDoc, b: dict, where: str) -> ShipsBond:
@@ -241,6 +263,7 @@ def _read_ships_pair(doc: YamlDoc, top: dict, n: int) -> ShipsPairPotential:
                 v = doc.mapping(value, kw)
                 reppot[key] = RepulsiveCore(*(doc.float_(doc.get(v, k, kw), key_path(kw, k))
                                               for k in ("ri", "e0", "A", "B")))
+                doc.check(repulsive_core_problems(reppot[key]), kw)
     return ShipsPairPotential(basis=basis, coefficients=coefficients, reppot=reppot)
 
 

@@ -4,14 +4,20 @@ name the file and the key path (``bonds[0, 1].radcoefficients``). Shared by both
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from acepy.errors import PotentialFileError
+from acepy.errors import PotentialFileError, PotentialFileWarning
 
-__all__ = ["SYMBOLS", "YamlDoc", "describe", "key_path", "load_yaml_document", "open_yaml_mapping"]
+__all__ = ["INT_LIMIT", "SYMBOLS", "YamlDoc", "describe", "key_path", "load_yaml_document", "open_yaml_mapping",
+           "check_problems"]
+
+# No integer in a potential file (sizes, indices, exponents) is legitimately this large; bounding
+# them keeps an absurd value from reaching numpy as a shape or an overflowing C long.
+INT_LIMIT = 2**31 - 1
 
 # Chemical symbols Z = 1..118: the ZBL core needs Z from the element name (spec 2.5).
 SYMBOLS = (
@@ -108,6 +114,11 @@ class YamlDoc:
     def error(self, where: str | None, problem: str) -> PotentialFileError:
         return PotentialFileError(self.path, where, problem)
 
+    def check(self, problems, where: str) -> None:
+        """Raise the first error of ``problems`` (:class:`acepy.spec.Problem`, fields under the key
+        ``where``); with none, warn about each warning."""
+        check_problems(self.path, problems, lambda field: key_path(where, field))
+
     # containers --------------------------------------------------------------------------
     def mapping(self, value, where: str) -> dict:
         if not isinstance(value, dict):
@@ -133,6 +144,8 @@ class YamlDoc:
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             try:
                 out = float(value)
+            except OverflowError:  # an integer beyond float64
+                raise self.error(where, f"number {describe(value)} is beyond the float64 range") from None
             except ValueError:
                 out = None
             if out is not None and math.isfinite(out):
@@ -150,6 +163,8 @@ class YamlDoc:
             if x is None or x != int(x):
                 raise self.error(where, f"expected an integer, got {describe(value)}")
             out = int(x)
+        if abs(out) > INT_LIMIT:
+            raise self.error(where, f"integer {out} is out of range (|n| <= {INT_LIMIT})")
         if minimum is not None and out < minimum:
             raise self.error(where, f"must be >= {minimum}, got {out}")
         return out
@@ -198,6 +213,16 @@ class YamlDoc:
                 raise self.error(key_path(where, pair), "pair key given twice")
             out[pair] = item
         return out
+
+
+def check_problems(path, problems, where_of) -> None:
+    """Raise the first error of ``problems`` as a :class:`PotentialFileError` at ``where_of(field)``;
+    with none, warn (:class:`PotentialFileWarning`) about each warning. Shared by every reader."""
+    for p in problems:
+        if not p.warning:
+            raise PotentialFileError(path, where_of(p.field), p.message)
+    for p in problems:
+        warnings.warn(f"{path}: {where_of(p.field)}: {p.message}", PotentialFileWarning, stacklevel=4)
 
 
 def describe(value) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from acepy.errors import TooCloseError
+from acepy.errors import NonFiniteError, TooCloseError
 from acepy.spec import ACEPotentialSpec
 from acepy.graph import csr_offsets
 from acepy.kernels import (
@@ -288,7 +288,9 @@ class ACE(Component):
         rad = self.radial.evaluate(edges.r, edges.mu_i, edges.mu_j, backend=backend, check=False)
         rho, a1, core, _, _ = self._densities(species, edges, rad, backend)
         f_zbl = self._zbl_switch(species.shape[0], edges)[0] if self.inner_cutoff_type == "zbl" else None
-        return self._site_energies_from(species, rho, a1, core, f_zbl, derivatives=False)[0]
+        energies = self._site_energies_from(species, rho, a1, core, f_zbl, derivatives=False)[0]
+        self._check_finite(inputs, energies)
+        return energies
 
     # ---- the fast path ------------------------------------------------------------------------
     def energies_and_edge_grads(self, inputs: BatchGraph, backend: str | None = None):
@@ -307,11 +309,36 @@ class ACE(Component):
         for a0, a1 in zip(bounds[:-1], bounds[1:]):
             e0, e1 = int(offsets[a0]), int(offsets[a1])
             energies[a0:a1], grads[e0:e1] = self._fast_chunk(species[a0:a1], edges.slice(a0, a1, e0, e1), backend)
-        if edges.kept is None:
-            return energies, grads
-        out = vectors.new_zeros(vectors.shape)
-        out[edges.kept] = grads
-        return energies, out
+        if edges.kept is not None:
+            out = vectors.new_zeros(vectors.shape)
+            out[edges.kept] = grads
+            grads = out
+        self._check_finite(inputs, energies, grads)
+        return energies, grads
+
+    def _check_finite(self, inputs: BatchGraph, energies: torch.Tensor, grads: torch.Tensor | None = None) -> None:
+        """Once per call (one host read): an infinite or NaN site energy or edge gradient raises
+        :class:`NonFiniteError` naming the atom (or pair) and the potential's values that overflow,
+        instead of returning it."""
+        bad = ~torch.isfinite(energies.detach())
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0])
+            mu = int(inputs.species[i])
+            emb = self._embeddings[mu]
+            raise NonFiniteError(
+                f"{inputs.describe_atom(i)} ({self.elements[mu]}): the ACE energy is {float(energies[i])}: the "
+                f"potential's values overflow float64 at this atom's density ({self.spec.source or 'potential'}: "
+                f"embeddings[{mu}].FS_parameters = {emb.fs_parameters.tolist()} ({emb.npoti}), or the C-tilde "
+                "coefficients and radial functions of its functions)")
+        if grads is None:
+            return
+        bad = ~torch.isfinite(grads).all(dim=1)
+        if bool(bad.any()):
+            e = int(torch.nonzero(bad)[0])
+            raise NonFiniteError(
+                f"{inputs.describe_edge(e)}: the ACE force between them is not finite ({grads[e].tolist()}): the "
+                f"derivative of the potential's values overflows float64 there ({self.spec.source or 'potential'}: "
+                "the embeddings' FS_parameters, the radial coefficients or the core repulsion)")
 
     def _fast_chunk(self, species, edges: _Edges, backend):
         n_atoms = species.shape[0]

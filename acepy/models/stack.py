@@ -47,13 +47,16 @@ class Stack:
     last_hessian_info: dict | None = None  # what the last hessian() call ran (method, routes, step, seconds)
 
     def __init__(self, components: Sequence, elements: Sequence[str], dtype=torch.float64, device="cpu",
-                 backend: str | None = None, skin: float = 0.0, num_threads: int | None = None):
+                 backend: str | None = None, skin: float = 0.0, num_threads: int | None = None,
+                 max_pairs: int | None = GraphCache.DEFAULT_MAX_PAIRS):
         from ase.data import atomic_numbers
+
+        from acepy.batch import check_device, check_dtype
 
         self.components = list(components)
         self.elements = list(elements)
-        self.dtype = dtype
-        self.device = torch.device(device)
+        self.dtype = check_dtype(dtype)  # float32/float64; UnsupportedInputError otherwise
+        self.device = check_device(device)  # cpu, or cuda where there is one (DeviceUnavailableError)
         self.backend = resolve_backend(backend, self.device)
         self.num_threads = _check_threads(num_threads)
         self.load_options: dict | None = None  # what acepy.load was given (set there)
@@ -76,7 +79,8 @@ class Stack:
         for mu, el in enumerate(self.elements):
             table[atomic_numbers[el]] = mu
         self._species_table = table.to(self.device)
-        self.graph_cache = GraphCache([c.cutoff for c in self.components], skin=skin)
+        # max_pairs: the limit of the pair estimate before each neighbour search (TooManyPairsError)
+        self.graph_cache = GraphCache([c.cutoff for c in self.components], skin=skin, max_pairs=max_pairs)
 
     @property
     def cutoff(self) -> float:

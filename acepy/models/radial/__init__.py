@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from acepy.errors import PotentialFileError
 from acepy.spec import ACEPotentialSpec
 
 from .base import RadialBasis, RadialValues
@@ -51,9 +52,9 @@ _KINDS: dict[str, type[RadialBasis]] = {cls.kind: cls for cls in (PaceRadial, Sp
 def radial_basis(spec: ACEPotentialSpec, dtype: torch.dtype = torch.float64,
                  device: torch.device | str = "cpu") -> RadialBasis:
     """The radial functions of ``spec``, in the class of its ``radial_kind``, with tables in
-    ``dtype`` on ``device``. An unknown kind raises ValueError naming the source."""
+    ``dtype`` on ``device``. An unknown kind raises PotentialFileError naming the source."""
     cls = _KINDS.get(spec.radial_kind)
     if cls is None:
-        raise ValueError(f"{spec.source}: unknown radial kind {spec.radial_kind!r} "
-                         f"(known: {', '.join(sorted(_KINDS))})")
+        raise PotentialFileError(spec.source or "potential", "bonds", f"unknown radial kind {spec.radial_kind!r} "
+                                 f"(known: {', '.join(sorted(_KINDS))})")
     return cls(spec, dtype=dtype, device=device)

@@ -14,6 +14,7 @@ from typing import ClassVar, Iterator, NamedTuple
 import numpy as np
 import torch
 
+from acepy.errors import PotentialFileError
 from acepy.kernels import SplineTable
 from acepy.kernels.spline import check_spline_range
 from acepy.spec import ACEPotentialSpec
@@ -69,18 +70,14 @@ class RadialBasis(ABC):
         """The ordered pairs in table order."""
         return [(i, j) for i in range(self.nelements) for j in range(self.nelements)]
 
-    @staticmethod
-    def _where(spec: ACEPotentialSpec, pair) -> str:
-        i, j = pair
-        return f"{spec.source or 'potential'}: bond [{i}, {j}] ({spec.elements[i]}-{spec.elements[j]})"
-
     def _bonds(self, spec: ACEPotentialSpec, bond_type: type, what: str) -> Iterator[tuple[tuple[int, int], object]]:
         """``(pair, bond)`` in table order, each bond checked to be a ``bond_type`` (lazily, so an
         error comes when the loop reaches the offending pair)."""
         for pair in self.pairs:
             bond = spec.bonds[pair]
             if not isinstance(bond, bond_type):
-                raise ValueError(f"{self._where(spec, pair)}: expected {what} bond, got {type(bond).__name__}")
+                raise PotentialFileError(spec.source or "potential", f"bonds[{pair[0]}, {pair[1]}]",
+                                         f"expected {what} bond, got {type(bond).__name__}")
             yield pair, bond
 
     # -- queries ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from acepy.errors import PotentialFileError
 from acepy.kernels import SplineGrid, SplineTable, build_spline_table, spline_eval
 from acepy.spec import ACEPotentialSpec, PaceBond
 
@@ -88,19 +89,30 @@ def build_pace_table(spec: ACEPotentialSpec, radials: dict[tuple[int, int], Pace
     setuplookupRadspline builds them: the grid of spacing deltaSplineBins up to the bond's rcut.
 
     The columns [g_k | R_nl | core repulsion] share a grid per pair, so one evaluation locates each
-    edge's segment once for all of them.
+    edge's segment once for all of them. Values that give no table (a grid without nodes, node
+    values that overflow) raise :class:`PotentialFileError` naming the source and the bond.
     """
     grids, values, slopes = [], [], []
     for pair, radial in radials.items():
         try:
             grid = SplineGrid.from_spacing(radial.bond.rcut, spec.delta_spline_bins)
             v, d = pace_node_values(radial, grid)
+            if not (np.isfinite(v).all() and np.isfinite(d).all()):
+                bad = np.argwhere(~(np.isfinite(v) & np.isfinite(d)))[0]
+                raise ValueError(f"the radial functions are not finite at r = {grid.nodes()[bad[0]]:.6g} "
+                                 f"(column {bad[1]} of [g_k | R_nl | core]): check radcoefficients, prehc, "
+                                 "lambdahc and radparameters")
         except ValueError as err:
-            raise ValueError(f"{RadialBasis._where(spec, pair)}: {err}") from err
+            raise PotentialFileError(spec.source or "potential", _bond_key(spec, pair), str(err)) from err
         grids.append(grid)
         values.append(v)
         slopes.append(d)
     return build_spline_table(grids, values, slopes, dtype=dtype, device=device)
+
+
+def _bond_key(spec: ACEPotentialSpec, pair) -> str:
+    i, j = pair
+    return f"bonds[{i}, {j}] ({spec.elements[i]}-{spec.elements[j]})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +129,8 @@ class PaceRadial(RadialBasis):
                  device: torch.device | str = "cpu"):
         super().__init__(spec, dtype, device)
         if spec.delta_spline_bins is None:
-            raise ValueError(f"{spec.source}: a PACE radial basis needs deltaSplineBins")
+            raise PotentialFileError(spec.source or "potential", "deltaSplineBins",
+                                     "a PACE radial basis needs deltaSplineBins")
         z = [0] * self.nelements
         if self.inner_cutoff_type == "zbl":
             z = []
@@ -125,7 +138,7 @@ class PaceRadial(RadialBasis):
                 try:
                     z.append(zbl_atomic_number(el))
                 except ValueError as err:
-                    raise ValueError(f"{spec.source}: {err}") from None
+                    raise PotentialFileError(spec.source or "potential", "elements", str(err)) from None
         self.bond_radials: dict[tuple[int, int], PaceBondRadial] = {}
         for pair, bond in self._bonds(spec, PaceBond, "a PACE"):
             self.rcut_in[pair] = bond.rcut_in

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from acepy.errors import PotentialFileError
 from acepy.kernels import SplineGrid, SplineTable, build_spline_table, spline_eval
 from acepy.spec import ACEPotentialSpec, SplineBond
 
@@ -32,7 +33,8 @@ class SplineRadial(RadialBasis):
         k = self.nradbase
         for pair, bond in self._bonds(spec, SplineBond, "a spline"):
             if bond.nbins < 1:
-                raise ValueError(f"{self._where(spec, pair)}: nbins must be >= 1")
+                raise PotentialFileError(spec.source or "potential", f"bonds[{pair[0]}, {pair[1]}].nbins",
+                                         "must be >= 1")
             v = np.zeros((bond.nbins, k))
             d = np.zeros((bond.nbins, k))
             v[:, : bond.nradial] = bond.values[:, 1:].T
