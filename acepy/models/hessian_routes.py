@@ -106,19 +106,25 @@ def edge_hvp_autograd(comp, inputs: BatchGraph, vectors: torch.Tensor) -> torch.
     return out
 
 
-def position_hessian_autograd(energy_fn, batch) -> list[torch.Tensor]:
-    """Per-structure ``(n_b, 3, n_b, 3)`` Hessians of ``energy_fn(positions) -> (B,)`` at fixed cell,
-    by backward passes on the positions (3 per local atom index, all structures seeded together)."""
+def _position_gradient(energy_fn, batch):
+    """(positions leaf, dE/dpositions with its graph, or None where E does not move with them)."""
     positions = batch.positions.detach().requires_grad_(True)
-    n_b = (batch.atom_offsets[1:] - batch.atom_offsets[:-1]).tolist()
-    first = batch.atom_offsets[:-1]
-    out = [positions.new_zeros((n, 3, n, 3)) for n in n_b]
     with torch.enable_grad():
         e = energy_fn(positions)
         if not e.requires_grad:
-            return out
+            return positions, None
         (g,) = torch.autograd.grad(e.sum(), positions, create_graph=True)
-    if not g.requires_grad:
+    return positions, (g if g.requires_grad else None)
+
+
+def position_hessian_autograd(energy_fn, batch) -> list[torch.Tensor]:
+    """Per-structure ``(n_b, 3, n_b, 3)`` Hessians of ``energy_fn(positions) -> (B,)`` at fixed cell,
+    by backward passes on the positions (3 per local atom index, all structures seeded together)."""
+    positions, g = _position_gradient(energy_fn, batch)
+    n_b = (batch.atom_offsets[1:] - batch.atom_offsets[:-1]).tolist()
+    first = batch.atom_offsets[:-1]
+    out = [positions.new_zeros((n, 3, n, 3)) for n in n_b]
+    if g is None:
         return out
     for k in range(max(n_b, default=0)):
         has = torch.tensor([k < n for n in n_b], device=positions.device)
@@ -140,15 +146,11 @@ def position_hessian_autograd(energy_fn, batch) -> list[torch.Tensor]:
 
 def position_hvp_autograd(energy_fn, batch, vectors: torch.Tensor) -> torch.Tensor:
     """H v of ``energy_fn(positions) -> (B,)`` at fixed cell for ``vectors (K, N, 3)``."""
-    positions = batch.positions.detach().requires_grad_(True)
+    positions, g = _position_gradient(energy_fn, batch)
     out = torch.zeros_like(vectors)
+    if g is None:
+        return out
     with torch.enable_grad():
-        e = energy_fn(positions)
-        if not e.requires_grad:
-            return out
-        (g,) = torch.autograd.grad(e.sum(), positions, create_graph=True)
-        if not g.requires_grad:
-            return out
         for k in range(vectors.shape[0]):
             (y,) = torch.autograd.grad(g, positions, vectors[k], retain_graph=k + 1 < vectors.shape[0],
                                        allow_unused=True)

@@ -28,6 +28,7 @@ from typing import Sequence
 import torch
 
 from acepy.batch import Batch, batch_from_atoms
+from acepy.errors import StructureError
 from acepy.graph import GraphCache, edge_vectors
 from acepy.kernels import resolve_backend, scatter_forces_virials
 
@@ -109,12 +110,12 @@ class Stack:
 
         if numbers.numel() and (int(numbers.min()) < 0 or int(numbers.max()) > 118):
             i = int(torch.nonzero((numbers < 0) | (numbers > 118))[0])
-            raise ValueError(f"{where(i)}: atomic number {int(numbers[i])} is not in 0..118")
+            raise StructureError(f"{where(i)}: atomic number {int(numbers[i])} is not in 0..118")
         species = self._species_table[numbers]
         bad = species < 0
         if bool(bad.any()):
             i = int(torch.nonzero(bad)[0])
-            raise ValueError(
+            raise StructureError(
                 f"{where(i)} is {chemical_symbols[int(numbers[i])]}, which the potential does not have "
                 f"(elements {self.elements})"
             )
