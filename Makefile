@@ -40,6 +40,17 @@ bench: $(BENCH_STAMP)
 bench-hessian: $(BENCH_STAMP)
 	$(VPY) profiling/profile_hessian.py $(BENCH_ARGS)
 
+# The GPU check (issue 21, profiling/gpu_check.py): every gpu-marked test on compiled Triton, the CUDA
+# benchmarks, one folder of results ($OUT, else profiling/results/gpu_check_<commit>/). Without
+# CUDA: GPU_CHECK_ARGS=--dry-run (every step on the CPU, tiny). The device machine has no network:
+# there run the script with its own python3 (its docstring has the device tool's command), or
+# `make gpu-check VPY=python3 GPU_CHECK_STAMP=` to skip the venv.
+.PHONY: gpu-check
+GPU_CHECK_ARGS ?=
+GPU_CHECK_STAMP ?= $(BENCH_STAMP)
+gpu-check: $(GPU_CHECK_STAMP)
+	$(VPY) profiling/gpu_check.py $(GPU_CHECK_ARGS)
+
 wheel: $(STAMP)
 	$(VPY) -m pip wheel --no-deps --no-build-isolation -w dist .
 
