@@ -148,6 +148,8 @@ def build_plan(dry: bool, cores: int, potential: str) -> list[Step]:
             Step("model-tests", "pytest", ["tests/test_spline.py", "-k", "triton and empty", *pytest_common], 90,
                  "a tiny stand-in for the model-level Triton tests"),
             Step("vesin", "vesin", [], 90, "vesin on torch tensors vs on numpy"),
+            Step("floor", "floor", ["--device", "cpu", "--potential", DRY_POTENTIAL, "--atoms", "32", "--repeats", "1"],
+                 60, "floor.py: each stage's time against its FLOP/byte floor, tiny"),
             Step("forces-f64", "forces", [*dev, "--dtype", "float64", "--sizes", "4", "--structures", "fcc",
                                           "--backends", "triton,torch", *tiny], 90, "profile_forces, tiny"),
             Step("forces-f32", "forces", [*dev, "--dtype", "float32", "--sizes", "8", "--structures", "batch",
@@ -178,6 +180,8 @@ def build_plan(dry: bool, cores: int, potential: str) -> list[Step]:
              "Triton vs torch, float64"),
         Step("forces-f64-32k", "forces", [*dev, "--dtype", "float64", "--sizes", "32000", "--structures", "fcc,batch",
                                           "--backends", "triton", *full], 45, "Triton, float64, 32000 atoms"),
+        Step("floor", "floor", ["--device", "cuda", "--potential", potential, "--atoms", "32000", "--repeats", "5"],
+             40, "floor.py: each stage's time against its FLOP/byte floor at the GPU's datasheet peak"),
         Step("forces-f32", "forces", [*dev, "--dtype", "float32", "--sizes", "256,2048,8192",
                                       "--structures", "fcc,batch", *both, *full], 60,
              "Triton vs torch, float32"),
@@ -403,11 +407,12 @@ def run_step(step: Step, env: dict, info: dict, scratch: Path, log: Log, deadlin
     elif step.kind == "vesin":
         cmd = worker_cmd(step.kind, step.args)
     else:
-        cmd = worker_cmd(step.kind, step.args + (["--out", str(scratch / step.name)] if step.kind == "hessian" else
+        folder = step.kind in ("hessian", "floor")  # these scripts write into a folder
+        cmd = worker_cmd(step.kind, step.args + (["--out", str(scratch / step.name)] if folder else
                                                   ["--out", str(scratch / f"{step.name}.csv")]))
     log(f"\n== {step.name}: {step.what} (cap {timeout:.0f} s)")
     log("   $ " + " ".join(str(c) for c in cmd))
-    if step.kind == "hessian":
+    if step.kind in ("hessian", "floor"):
         (scratch / step.name).mkdir(exist_ok=True)
     rc, step.seconds, output = run_process(cmd, env, timeout, log)
     if step.kind == "pytest":
@@ -448,6 +453,8 @@ def run_step(step: Step, env: dict, info: dict, scratch: Path, log: Log, deadlin
         step.outputs.append(scratch / f"{step.name}.csv")
     if step.kind == "hessian":
         step.outputs += sorted((scratch / step.name).glob("hessian_*"))
+    if step.kind == "floor":
+        step.outputs += sorted((scratch / step.name).glob("floor_*.csv"))
     log(f"== {step.name}: {step.status} in {step.seconds:.1f} s {step.detail}")
 
 
@@ -667,7 +674,16 @@ def worker_hessian(argv) -> int:
     return 0
 
 
-WORKERS = {"env": worker_env, "forces": worker_forces, "hessian": worker_hessian, "vesin": worker_vesin}
+def worker_floor(argv) -> int:
+    sys.path.insert(0, str(PROFILING))
+    import floor
+
+    floor.main(argv)
+    return 0
+
+
+WORKERS = {"env": worker_env, "forces": worker_forces, "hessian": worker_hessian, "vesin": worker_vesin,
+           "floor": worker_floor}
 
 
 # ---- results --------------------------------------------------------------------------------
@@ -867,6 +883,25 @@ def hessian_lines(steps: list[Step], out: Path, tag: str, commit: str) -> list[s
     return lines
 
 
+def floor_lines(steps: list[Step]) -> list[str]:
+    """The floor step's CSV as a markdown table (it goes into summary.md: no extra file)."""
+    step = next((s for s in steps if s.kind == "floor"), None)
+    csvs = [p for p in (step.outputs if step else []) if p.suffix == ".csv"]
+    if not csvs:
+        return ["No floor estimate (see the step table)."]
+    with open(csvs[0]) as fh:
+        comment = fh.readline().lstrip("# ").strip()
+        rows = list(csv.DictReader(fh))
+    peaks = [k[: -len(" floor_ns_per_atom")] for k in rows[0] if k.endswith(" floor_ns_per_atom")]
+    lines = [comment, "", "| stage | kFLOP/atom | kB/atom | " + " | ".join(f"{p} floor ns/atom" for p in peaks) +
+             " | measured ns/atom |", "|---|---:|---:|" + "---:|" * (len(peaks) + 1)]
+    for r in rows:
+        lines.append(f"| {r['stage']} | {_f(r['flops_per_atom']) / 1e3:.1f} | {_f(r['bytes_per_atom']) / 1e3:.2f} | " +
+                     " | ".join(f"{_f(r[f'{p} floor_ns_per_atom']):.2f}" for p in peaks) +
+                     f" | {_f(r.get('measured_ns_per_atom') or 'nan'):.1f} |")
+    return lines
+
+
 def write_summary(path: Path, steps: list[Step], info: dict, commit: str, dry: bool, rows, hess, total_s) -> str:
     gpu = info.get("gpu", {})
     d = info.get("dists", {})
@@ -908,6 +943,10 @@ def write_summary(path: Path, steps: list[Step], info: dict, commit: str, dry: b
                          f"{_f(c.get('numpy_ms')):.2f} | {_f(c.get('torch_ms')):.2f} | {str(note).replace('|', '/')} |")
     lines += ["", "## Forces (energy + forces + stress per call, synchronised)", ""] + rows
     lines += ["", "## Hessian", ""] + hess
+    try:
+        lines += ["", "## Floor per stage (profiling/floor.py)", ""] + floor_lines(steps)
+    except Exception:  # noqa: BLE001
+        lines += ["", "The floor table failed:", "", "```", traceback.format_exc(), "```"]
     lines += ["", "Rerun steps: `python profiling/gpu_check.py --only NAME[,NAME]` (names above); the full output "
                   "is in gpu_check.log."]
     text = "\n".join(lines) + "\n"

@@ -51,6 +51,11 @@ def test_dry_run_writes_one_folder(tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "DRY RUN" in summary and "| gpu-tests | ok |" in summary and "Targets (issue 21)" in summary
     assert "## vesin on cpu torch tensors" in summary and "## Hessian" in summary
+    # the floor table: every stage, the datasheet floors and the stage times measured in the step
+    floor_part = summary.split("## Floor per stage")[1]
+    assert "| atomic base |" in floor_part and "H100 SXM floor ns/atom" in floor_part
+    measured = [line.split("|")[-2] for line in floor_part.splitlines() if line.startswith("| edge gradients |")]
+    assert measured and float(measured[0]) > 0
     if _have("matplotlib"):
         assert {f"forces_{gpu_check.DRY_POTENTIAL}_cpu-dryrun_test.png", "hessian_cpu-dryrun_test.png"} <= names
 
