@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profiling"))
 
 import gpu_check  # noqa: E402
+import gpu_check_run  # noqa: E402
 
 
 def test_dry_run_writes_one_folder(tmp_path):
@@ -77,9 +78,9 @@ def test_without_cuda_it_stops_with_a_message(tmp_path, capsys):
 def test_pytest_outcomes_from_verbose_lines():
     plain = "tests/a.py::t[x] PASSED  [ 50%]\ntests/a.py::u FAILED [100%]\n"
     xdist = "[gw0] [ 50%] PASSED tests/a.py::t[x] \n[gw1] [100%] SKIPPED tests/b.py::v \n"
-    counts, bad = gpu_check.verbose_counts(plain)
+    counts, bad = gpu_check_run.verbose_counts(plain)
     assert counts["passed"] == 1 and counts["failed"] == 1 and bad == ["tests/a.py::u"]
-    counts, bad = gpu_check.verbose_counts(xdist)
+    counts, bad = gpu_check_run.verbose_counts(xdist)
     assert counts["passed"] == 1 and counts["skipped"] == 1 and bad == []
 
 
@@ -91,16 +92,16 @@ def test_step_selection_and_budget(tmp_path):
     assert all("cuda" in s.args for s in steps if s.kind in ("forces", "hessian"))
     # a step with less than MIN_STEP_S left is skipped, not started
     step = gpu_check.Step("late", "forces", [], 60)
-    log = gpu_check.Log(tmp_path / "log")
-    gpu_check.run_step(step, {}, {}, tmp_path, log, deadline=0.0, opts=None)
+    log = gpu_check_run.Log(tmp_path / "log")
+    gpu_check_run.run_step(step, {}, {}, tmp_path, log, deadline=0.0, opts=None)
     log.close()
     assert step.status == "skipped"
 
 
 def test_a_step_over_its_cap_is_ended_with_its_children(tmp_path):
-    log = gpu_check.Log(tmp_path / "log")
+    log = gpu_check_run.Log(tmp_path / "log")
     # a shell that starts a child: both belong to the process group that the timeout ends
-    rc, seconds, output = gpu_check.run_process(["sh", "-c", "echo started; sleep 60 & wait"], dict(os.environ),
+    rc, seconds, output = gpu_check_run.run_process(["sh", "-c", "echo started; sleep 60 & wait"], dict(os.environ),
                                                 1.0, log)
     log.close()
     assert rc is None and seconds < 30 and "started" in output
@@ -109,7 +110,7 @@ def test_a_step_over_its_cap_is_ended_with_its_children(tmp_path):
 def test_pytest_flags_follow_the_plugins_there(tmp_path):
     step = gpu_check.Step("gpu-tests", "pytest", [], 60)
     info = {"cpus": 16, "dists": {"pytest-timeout": "2.4.0", "pytest-xdist": "3.8.0"}}
-    flags, extra = gpu_check.pytest_flags(step, info, tmp_path, 100, 4)
+    flags, extra = gpu_check_run.pytest_flags(step, info, tmp_path, 100, 4)
     assert "--timeout=100" in flags and flags[-2:] == ["-n", "4"] and extra == {"OMP_NUM_THREADS": "4"}
-    flags, extra = gpu_check.pytest_flags(step, {"dists": {}}, tmp_path, 100, 4)
+    flags, extra = gpu_check_run.pytest_flags(step, {"dists": {}}, tmp_path, 100, 4)
     assert len(flags) == 1 and flags[0].startswith("--junitxml=") and extra == {}
