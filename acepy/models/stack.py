@@ -214,7 +214,8 @@ class Stack:
 
     # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(self, structures, compute_forces: bool = True, compute_stress: bool | None = None,
-                 timings: dict | None = None, num_threads: int | None = None) -> dict:
+                 timings: dict | None = None, num_threads: int | None = None,
+                 chunk_pairs: int | None = None, progress: bool | None = None) -> dict:
         """Energies, forces and stresses of one ``ase.Atoms``, a list of them, or a :class:`Batch`.
 
         Returns a dict of tensors in the model's dtype: ``energy (B,)``, ``energies (N,)``,
@@ -227,8 +228,19 @@ class Stack:
         ``timings``: a dict that receives the seconds spent in each phase (``neighbours``, one entry
         per component class, ``scatter``), synchronising the GPU around each phase (for profiling).
         ``num_threads``: the CPU thread count of this call (default: the model's).
+
+        Many structures (a list or a Batch) are evaluated in chunks of whole structures whose
+        estimated neighbour pairs stay under ``chunk_pairs`` (default 2^21, about 0.8 GB), so that
+        memory stays bounded however many structures come in one call; the result is that of one
+        call. ``progress``: a progress bar over the chunks (None: for 1000 structures or more).
         """
+        from .chunking import DEFAULT_CHUNK_PAIRS, check_chunk_pairs, evaluate_in_chunks
+
+        chunk_pairs = DEFAULT_CHUNK_PAIRS if chunk_pairs is None else check_chunk_pairs(chunk_pairs)
         with self._threads(num_threads):
+            if isinstance(structures, (list, tuple, Batch)):
+                return evaluate_in_chunks(self, structures, compute_forces, compute_stress, timings, chunk_pairs,
+                                          progress)
             return self._evaluate(structures, compute_forces, compute_stress, timings)
 
     def _evaluate(self, structures, compute_forces, compute_stress, timings) -> dict:
