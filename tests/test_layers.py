@@ -29,7 +29,7 @@ LAYERS = [
     ("acepy.fit", 6, "fit"),
     ("acepy.calculators", 7, "calculators"),
     ("acepy.lammps", 7, "lammps"),
-    ("acepy.cli", 7, "cli"),
+    ("acepy.cli", 8, "cli"),  # the command line stands on everything (info reports the LAMMPS styles)
 ]
 # same-layer imports that the design allows: the graph is built on the batch
 ALLOWED = {("graph", "batch")}

@@ -1,0 +1,7 @@
+"""``python -m acepy.cli``: the ``acepy`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
