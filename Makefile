@@ -40,6 +40,17 @@ bench: $(BENCH_STAMP)
 bench-hessian: $(BENCH_STAMP)
 	$(VPY) profiling/profile_hessian.py $(BENCH_ARGS)
 
+# Basis rows (the design matrix: E, F, V, Hessian rows) against one force call (profile_rows.py)
+.PHONY: bench-rows
+bench-rows: $(BENCH_STAMP)
+	$(VPY) profiling/profile_rows.py $(BENCH_ARGS)
+
+# The bundled Cu-EMT-fit: EMT labels + the linear fit (~2 min), then its checks against EMT (~7 min)
+.PHONY: fit-cu
+fit-cu: $(STAMP)
+	$(VPY) -m acepy.fit.cu_emt
+	$(VPY) profiling/fitted_cu_checks.py
+
 # The GPU check (issue 21, profiling/gpu_check.py): every gpu-marked test on compiled Triton, the CUDA
 # benchmarks, one folder of results ($OUT, else profiling/results/gpu_check_<commit>/). Without
 # CUDA: GPU_CHECK_ARGS=--dry-run (every step on the CPU, tiny). The device machine has no network:

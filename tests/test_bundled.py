@@ -11,11 +11,13 @@ import acepy
 from acepy.basis.bundled import RECIPES, build, data_folder
 from acepy.io import read_yace
 
-NAMES = ["AlCuNi-synthetic-r4", "AlTi-synthetic-linear", "Cu-synthetic-pbe-core-rep"]
+SYNTHETIC = ["AlCuNi-synthetic-r4", "AlTi-synthetic-linear", "Cu-synthetic-pbe-core-rep"]
+FITTED = ["Cu-EMT-fit"]  # fitted to ASE's EMT by `python -m acepy.fit.cu_emt` (tests/test_fitted_cu.py)
+NAMES = sorted(SYNTHETIC + FITTED)
 
 
 def test_listed_and_loadable_by_name():
-    assert acepy.bundled() == NAMES == sorted(RECIPES)
+    assert acepy.bundled() == NAMES and sorted(RECIPES) == SYNTHETIC
     for name in NAMES:
         assert (data_folder() / f"{name}.yace").is_file()
     from ase import Atoms
@@ -42,7 +44,7 @@ def test_shapes():
     assert lin.rankmax == 3 and np.any(lin.E0 != 0)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SYNTHETIC)
 def test_physically_sized_and_same_in_pyace(name):
     pyace = pytest.importorskip("pyace")
     path = data_folder() / f"{name}.yace"

@@ -1,4 +1,5 @@
-"""Readers of ACE potential files (`.yace`, `.ace`) and LAMMPS pair tables.
+"""Readers of ACE potential files (`.yace`, `.ace`) and LAMMPS pair tables; labelled data sets
+(DeePMD npy, extxyz) as ``ase.Atoms`` frames (:mod:`acepy.io.frames`).
 
 All potential readers return an `ACEPotentialSpec` of plain numpy data; every problem with a file
 raises `PotentialFileError` (a ValueError) naming the file and the key path or line at fault.
@@ -9,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .ace import read_ace
+from .deepmd import read_deepmd, write_deepmd
+from .extxyz import read_extxyz, write_extxyz
+from .frames import frame_labels, make_frame
 from .pacemaker_yaml import read_pacemaker_yaml
 from .pair_table import PairTable, PairTableSection, read_pair_table
 from acepy.errors import PotentialFileError
@@ -43,6 +47,12 @@ __all__ = [
     "RepulsiveCore",
     "PairTable",
     "PairTableSection",
+    "read_deepmd",
+    "write_deepmd",
+    "read_extxyz",
+    "write_extxyz",
+    "make_frame",
+    "frame_labels",
 ]
 
 

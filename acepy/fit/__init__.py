@@ -1,0 +1,22 @@
+"""Linear fitting of ACE potentials to energies, forces, virials and Hessians.
+
+    from acepy.fit import LinearBasis, linear_fit
+    fit = linear_fit(basis, frames, weights={"energy": 30, "forces": 1, "virial": 1, "hessian": 0.1})
+    fit.write_yace("fitted.yace"); model = fit.model(); print(fit.error_table())
+
+- :mod:`acepy.fit.rows`: ``LinearBasis`` and its ``Rows`` (the design matrix with derivatives);
+- :mod:`acepy.fit.linear`: ``linear_fit`` and its result ``LinearFit``; :mod:`~acepy.fit.weights`,
+  :mod:`~acepy.fit.solvers` (lstsq, ridge, Bayesian ridge, ARD, smoothness priors),
+  :mod:`~acepy.fit.assemble` (weighted rows), :mod:`~acepy.fit.report` (errors, parity plots);
+- :mod:`acepy.fit.dptest`: DeePMD-kit's ``dp test`` files and errors (``acepy test``);
+- :mod:`acepy.fit.config`: ``acepy fit CONFIG``; :mod:`acepy.fit.cu_emt`: the bundled Cu-EMT-fit.
+"""
+
+from .dptest import dp_test
+from .linear import LinearFit, linear_fit
+from .rows import LinearBasis, Rows
+from .solvers import smoothness_prior, solve
+from .weights import DEFAULT_WEIGHTS, FitWeights
+
+__all__ = ["LinearBasis", "Rows", "linear_fit", "LinearFit", "dp_test", "solve", "smoothness_prior",
+           "FitWeights", "DEFAULT_WEIGHTS"]
