@@ -94,13 +94,13 @@ class ACECalculator(Calculator):
     ``3 i + a``: the layout of ASE's ``VibrationsData``, Sella and DeePMD's ``hessian.npy``.
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "gamma"]
 
     def __init__(self, model, device: str | None = None, dtype: str | torch.dtype | None = None,
-                 backend: str | None = None, pair_table: str | None = None, **kwargs):
+                 backend: str | None = None, pair_table: str | None = None, active_set=None, **kwargs):
         unknown = [k for k in kwargs if k not in ASE_KEYWORDS + LOAD_KEYWORDS]
         if unknown:
-            accepted = _NAMED + LOAD_KEYWORDS + ASE_KEYWORDS
+            accepted = _NAMED + ("active_set",) + LOAD_KEYWORDS + ASE_KEYWORDS
             hint = difflib.get_close_matches(unknown[0], accepted, n=1)
             raise TypeError(f"ACECalculator() got an unexpected keyword argument {unknown[0]!r}"
                             + (f" (did you mean {hint[0]!r}?)" if hint else "")
@@ -127,7 +127,29 @@ class ACECalculator(Calculator):
             self.model = load(model, **given, **load_kwargs)
             options = self.model.load_options  # acepy.load records the resolved file (or bundled name)
         super().__init__(**ase_kwargs)
+        self.grade = self._extrapolation_grade(active_set, options)
         self.parameters = Parameters(self._describe(options))
+        if isinstance(active_set, (str, os.PathLike)):
+            self.parameters["active_set"] = str(active_set)
+
+    def _extrapolation_grade(self, active_set, options):
+        """The per-atom ``gamma`` result's grader: an ``.asi`` path with the model loaded from a
+        pacemaker ``.yaml``, or an :class:`acepy.fit.extrapolation.ExtrapolationGrade`."""
+        if active_set is None:
+            return None
+        from acepy.fit.extrapolation import ExtrapolationGrade, attach
+
+        if isinstance(active_set, ExtrapolationGrade):
+            grade = active_set
+        else:
+            path = (options or {}).get("path")
+            if not path or not str(path).lower().endswith((".yaml", ".yml")):
+                raise ValueError(f"ACECalculator: active_set={str(active_set)!r} needs the model loaded from its "
+                                 f"pacemaker .yaml (the B-basis of the active set; model: {path or 'built by hand'}); "
+                                 "or pass active_set=acepy.fit.extrapolation.ExtrapolationGrade(yaml, asi)")
+            grade = ExtrapolationGrade(path, active_set)
+        attach(self.model, grade)
+        return grade
 
     @staticmethod
     def _check_given_model(model: Stack, device, dtype, backend, pair_table, load_kwargs):
@@ -208,6 +230,8 @@ class ACECalculator(Calculator):
         if "stress" in out:
             s = _numpy64(out["stress"][0])
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        if self.grade is not None:  # per atom, with every calculation (as python-ace's calculator)
+            self.results["gamma"] = np.asarray(self.grade(self.atoms), dtype=np.float64)
 
 
     def get_hessian(self, atoms=None, method: str = "auto") -> np.ndarray:

@@ -167,6 +167,19 @@ class Stack:
                 energies = energies + comp.site_energies(inputs, backend="torch")
         return energy.index_add(0, batch.system_idx, energies)
 
+    # ---- extrapolation grade (acepy/fit/extrapolation.py) ---------------------------------------
+    extrapolation = None  # a callable structures -> (N,) gamma, set by acepy.fit.extrapolation.attach
+
+    def extrapolation_grade(self, structures) -> torch.Tensor:
+        """pacemaker's extrapolation grade gamma per atom ``(N,)`` (max over the active set of
+        |B_i A^-1|; > 1 outside the training data's D-optimal volume), of the active set attached
+        with ``acepy.fit.extrapolation.attach(model, ExtrapolationGrade(yaml, asi))``."""
+        if self.extrapolation is None:
+            raise ValueError("extrapolation_grade: this model has no active set; attach one: "
+                             "acepy.fit.extrapolation.attach(model, ExtrapolationGrade('potential.yaml', "
+                             "'potential.asi')), or use ACECalculator(path, active_set='potential.asi')")
+        return torch.as_tensor(self.extrapolation(structures), dtype=self.dtype)
+
     # ---- second derivatives (acepy/models/hessian.py) ------------------------------------------
     def hessian(self, structures, method: str = "auto", step: float | None = None, return_info: bool = False,
                 num_threads: int | None = None):
