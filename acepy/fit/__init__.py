@@ -9,14 +9,19 @@
   :mod:`~acepy.fit.solvers` (lstsq, ridge, Bayesian ridge, ARD, smoothness priors),
   :mod:`~acepy.fit.assemble` (weighted rows), :mod:`~acepy.fit.report` (errors, parity plots);
 - :mod:`acepy.fit.dptest`: DeePMD-kit's ``dp test`` files and errors (``acepy test``);
-- :mod:`acepy.fit.config`: ``acepy fit CONFIG``; :mod:`acepy.fit.cu_emt`: the bundled Cu-EMT-fit.
+- :mod:`acepy.fit.config`: ``acepy fit CONFIG``; :mod:`acepy.fit.cu_emt`: the bundled Cu-EMT-fit;
+- :mod:`acepy.fit.active_set` (``.asi`` files, MaxVol, gamma) and :mod:`acepy.fit.extrapolation`
+  (B-basis projections, ``ExtrapolationGrade``, ``select_active_set``): pacemaker's extrapolation grade.
 """
 
+from .active_set import ActiveSet, maxvol, read_asi, write_asi
 from .dptest import dp_test
+from .extrapolation import ExtrapolationGrade, b_projections, select_active_set
 from .linear import LinearFit, linear_fit
 from .rows import LinearBasis, Rows
 from .solvers import smoothness_prior, solve
 from .weights import DEFAULT_WEIGHTS, FitWeights
 
 __all__ = ["LinearBasis", "Rows", "linear_fit", "LinearFit", "dp_test", "solve", "smoothness_prior",
-           "FitWeights", "DEFAULT_WEIGHTS"]
+           "FitWeights", "DEFAULT_WEIGHTS", "ActiveSet", "maxvol", "read_asi", "write_asi", "ExtrapolationGrade",
+           "b_projections", "select_active_set"]
