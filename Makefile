@@ -45,6 +45,11 @@ bench-hessian: $(BENCH_STAMP)
 bench-rows: $(BENCH_STAMP)
 	$(VPY) profiling/profile_rows.py $(BENCH_ARGS)
 
+# Coulomb (DSF, Ewald, PME): energy + forces and Hessians of rattled rock salt (profile_coulomb.py)
+.PHONY: bench-coulomb
+bench-coulomb: $(STAMP)
+	$(VPY) profiling/profile_coulomb.py $(BENCH_ARGS)
+
 # The bundled Cu-EMT-fit: EMT labels + the linear fit (~2 min), then its checks against EMT (~7 min)
 .PHONY: fit-cu
 fit-cu: $(STAMP)

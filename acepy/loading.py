@@ -71,7 +71,7 @@ def _resolve(path) -> Path:
 def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, skin: float = 0.0,
          table_n: int | None = None, table_style: str = "spline", table_cutoff=None,
          num_threads: int | None = None, max_pairs: int | None = DEFAULT_MAX_PAIRS,
-         max_table_bytes: int | None = None) -> Stack:
+         max_table_bytes: int | None = None, coulomb=None) -> Stack:
     """Read a ``.yace``/``.ace``/pacemaker ``.yaml`` potential and stack OneBody(E0) + ACE (+ a
     tabulated pair term). The one place that reads potential files and builds a stack.
 
@@ -91,6 +91,10 @@ def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, ski
     :data:`acepy.spec.MAX_RADIAL_TABLE_BYTES`, 1 GiB; checked from the file's sizes before
     anything is built); ``max_pairs`` the estimated number of neighbour pairs of one structure
     (default 2**24, about 1.7e7, some 7 GB; None: no limit), checked before each neighbour search.
+
+    ``coulomb``: an :class:`acepy.models.Coulomb` stacked on top (point-charge electrostatics; its
+    real-space part shares the neighbour search with ACE and the pair table). It is rebuilt for
+    the stack's dtype and device, and must give a charge to every element of the potential.
     """
     dt = _dtype(dtype)
     device = check_device(device)
@@ -107,6 +111,12 @@ def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, ski
 
             components.append(Pair(read_pair_table(pair_table), spec.elements, tablength=table_n,
                                    style=table_style, cutoff=table_cutoff, dtype=dt, device=device))
+        if coulomb is not None:
+            from acepy.models.coulomb import Coulomb
+
+            if not isinstance(coulomb, Coulomb):
+                raise TypeError(f"acepy.load: coulomb must be an acepy.models.Coulomb, got {type(coulomb).__name__}")
+            components.append(coulomb.to(dtype=dt, device=device))
     stack = Stack(components, spec.elements, dtype=dt, device=device, backend=backend, skin=skin,
                   num_threads=num_threads, max_pairs=max_pairs)
     bundled_name = isinstance(path, str) and resolved.parent == _DATA and not Path(path).exists()
@@ -122,4 +132,6 @@ def load(path, pair_table=None, device="cpu", dtype="float64", backend=None, ski
         "table_cutoff": table_cutoff,
         "num_threads": num_threads,
     }
+    if coulomb is not None:
+        stack.load_options["coulomb"] = repr(coulomb)
     return stack

@@ -58,7 +58,7 @@ def _check_step(step, default: float) -> float:
 
 def _route_name(comp) -> str:
     if comp.is_structure_level:
-        return "positions autograd"
+        return getattr(comp, "hessian_route", "positions autograd")
     if comp.cutoff is None:
         return "positions autograd (no graph)"
     if callable(getattr(comp, "site_hessian_blocks", None)):
@@ -150,8 +150,11 @@ def _sites_hessian(stack, batch: Batch):
     for comp in stack.components:
         routes[type(comp).__name__] = _route_name(comp)
         if comp.is_structure_level or comp.cutoff is None:
-            parts = position_hessian_autograd(
-                _component_energy_fn(comp, batch, species, graphs.get(comp.cutoff)), batch)
+            own = getattr(comp, "structure_hessians", None)  # a closed form, where the component has one
+            parts = own(batch, species) if callable(own) else None
+            if parts is None:
+                parts = position_hessian_autograd(
+                    _component_energy_fn(comp, batch, species, graphs.get(comp.cutoff)), batch)
             dense = parts if dense is None else [d + p for d, p in zip(dense, parts)]
             continue
         inputs = stack._inputs(batch, species, graphs, comp.cutoff, shared, detach=True)

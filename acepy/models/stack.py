@@ -54,8 +54,10 @@ class Stack:
 
         from acepy.batch import check_device, check_dtype
 
-        self.components = list(components)
         self.elements = list(elements)
+        # a composite component (Coulomb: a graph part and a structure-level part) stands for its parts
+        self.components = [part for comp in components for part in
+                           (comp.stack_parts(self.elements) if callable(getattr(comp, "stack_parts", None)) else [comp])]
         self.dtype = check_dtype(dtype)  # float32/float64; UnsupportedInputError otherwise
         self.device = check_device(device)  # cpu, or cuda where there is one (DeviceUnavailableError)
         self.backend = resolve_backend(backend, self.device)
