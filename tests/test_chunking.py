@@ -105,3 +105,14 @@ def test_molecules_and_single_structures_are_untouched(model):
     out = model.evaluate(water_like, chunk_pairs=1)
     assert out["energy"].shape == (1,) and "stress" not in out
     assert model.evaluate([water_like], chunk_pairs=1)["energy"].item() == out["energy"].item()
+
+
+def test_errors_name_the_structure_of_the_whole_input(model):
+    structures = _structures(np.random.default_rng(4), 9)
+    bad = structures[7].copy()
+    bad.positions[1] = np.nan
+    structures[7] = bad
+    budget = int(estimated_pairs(structures[:7], model.cutoff).sum() / 4)
+    for chunk_pairs in (budget, 10**9):  # chunked or not, the same structure is named
+        with pytest.raises(acepy.errors.StructureError, match=r"structure 7, atom 1: position is not finite"):
+            model.evaluate(structures, chunk_pairs=chunk_pairs)

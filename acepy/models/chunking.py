@@ -16,6 +16,7 @@ structure numbering of ``system_idx``.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -88,6 +89,14 @@ def slice_batch(batch: Batch, b0: int, b1: int) -> Batch:
                  charges=None if batch.charges is None else batch.charges[a0:a1])
 
 
+def _renumber(err: Exception, b0: int) -> None:
+    """An error raised inside a chunk names its structure by the chunk's numbering ("structure 2");
+    add the chunk's first index so that it names the structure of the caller's input."""
+    if b0 and err.args and isinstance(err.args[0], str):
+        text = re.sub(r"\bstructure (\d+)", lambda m: f"structure {int(m.group(1)) + b0}", err.args[0])
+        err.args = (text, *err.args[1:])
+
+
 def check_chunk_pairs(chunk_pairs) -> int:
     if isinstance(chunk_pairs, bool) or not isinstance(chunk_pairs, (int, np.integer)) or chunk_pairs < 1:
         raise ValueError(f"chunk_pairs must be a positive integer (estimated neighbour pairs per chunk; about "
@@ -118,7 +127,11 @@ def evaluate_in_chunks(stack, structures, compute_forces: bool, compute_stress, 
     try:
         for b0, b1 in zip(bounds[:-1], bounds[1:]):
             chunk = slice_batch(structures, b0, b1) if isinstance(structures, Batch) else structures[b0:b1]
-            part = stack._evaluate(chunk, compute_forces, compute_stress, timings)
+            try:
+                part = stack._evaluate(chunk, compute_forces, compute_stress, timings)
+            except Exception as err:
+                _renumber(err, b0)
+                raise
             part["system_idx"] = part["system_idx"] + b0
             parts.append(part)
             if bar is not None:
