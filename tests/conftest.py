@@ -104,3 +104,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    """Where the licence-excluded test files come from in this session (tests/data/README.md)."""
+    import data_paths
+
+    if data_paths.SHARED.is_dir() and not data_paths.FORCE_GENERATED:
+        return f"test data: tests/data and the upstream files in {data_paths.SHARED}"
+    where = data_paths.GENERATED or "nowhere (python-ace not installed)"
+    return f"test data: tests/data and python-ace-generated stand-ins for the files left out ({where})"
+
+
+@pytest.fixture(scope="session")
+def generated_data():
+    """The folder of the generated stand-ins (tests/generated_data.py), written on first use."""
+    import data_paths
+
+    if data_paths.GENERATED is None:
+        pytest.skip("python-ace is not installed: it writes the stand-ins")
+    import generated_data as gen
+
+    return gen.ensure_generated()

@@ -1,29 +1,34 @@
 """Where the test data lives. Provenance and licences of every file: ``tests/data/README.md``.
 
-Two places:
+Three places:
 
 * ``tests/data/`` in the repository: the files whose licences allow redistribution with acepy
   (ACEpotentials.jl's TiAl files, MIT; aenet's reference tables, MPL-2.0; acepy's own notes and
   ``python-ace_reference_values.json``). A missing one is an error, never a skip.
 * ``../shared/reference/`` beside the repository (this project's CI has it), same layout
-  (``potentials/``, ``potentials/derived/``, ``pacemaker-yaml/``): the files left out of the
-  repository for their licences, the python-ace test files (Academic Software Licence,
+  (``potentials/``, ``potentials/derived/``, ``pacemaker-yaml/``): the upstream files left out of
+  the repository for their licences, the python-ace test files (Academic Software Licence,
   non-commercial) with the ``.yace`` files derived from them, and FitSNAP's examples (GPL-2.0).
-  A test that needs one and does not find it skips with the licence as the reason.
+* Where that folder is absent (a plain clone), or with ``ACEPY_TEST_DATA=generated``: stand-ins of
+  the same names written by python-ace at the first use in a session (``tests/generated_data.py``:
+  same hyperparameters, seeded coefficients; cached per python-ace version under the temporary
+  folder). Without python-ace (an optional test dependency) a test that needs one skips saying so.
 
 Use ``potential(name)`` / ``pacemaker_yaml(name)`` in a test body (the path, or ``pytest.skip``);
-at collection time ``potential_path(name)`` (where the file is, or would be, without skipping) with
-``require(path)`` in the test, ``needs(*paths)`` as a mark, or ``params(paths)`` for a parametrize
-list. Lists of files come from the catalogue below (``tests/data/README.md``'s table), never from a
-glob, so that a clone without ``../shared`` runs the same list with the absent files skipped and
-named, not a shorter one.
+at collection time ``potential_path(name)`` with ``require(path)`` in the test, ``needs(*paths)``
+as a mark, or ``params(paths)`` for a parametrize list. ``upstream(path)`` tells a test whether it
+holds the upstream file (for the assertions pinned to its exact numbers) or a stand-in. Lists of
+files come from the catalogue below (``tests/data/README.md``'s table), never from a glob.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+import generated_data
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"  # in the repository
@@ -69,11 +74,34 @@ def _licence(name: str) -> str | None:
     return None
 
 
+FORCE_GENERATED = os.environ.get("ACEPY_TEST_DATA", "") == "generated"  # the stand-ins even beside ../shared
+
+
+def _generated_root() -> Path | None:
+    try:
+        return generated_data.generated_root()
+    except Exception:  # python-ace not installed: no stand-ins (missing() says so)
+        return None
+
+
+GENERATED = _generated_root()
+_NO_PYACE = Path("<python-ace not installed: no generated stand-ins>")
+
+
 def _locate(folder: str, name: str) -> Path:
-    """Where the file ``folder/name`` is: tests/data for the redistributable ones, ../shared/reference
-    for those left out (that path even where it is absent: ``require`` then skips)."""
-    root = SHARED if _licence(Path(name).name) else DATA
-    return root / folder / name
+    """Where the file ``folder/name`` is: tests/data for the redistributable ones; for those left out,
+    ../shared/reference where it has them, else the generated stand-in (made on first use)."""
+    if not _licence(Path(name).name):
+        return DATA / folder / name
+    shared = SHARED / folder / name
+    if shared.is_file() and not FORCE_GENERATED:
+        return shared
+    return (GENERATED or _NO_PYACE) / folder / name
+
+
+def upstream(path: Path) -> bool:
+    """True where ``path`` is the upstream file itself (tests/data or ../shared), False for a stand-in."""
+    return Path(path).is_relative_to(DATA) or Path(path).is_relative_to(SHARED)
 
 
 def potential_path(name: str) -> Path:
@@ -91,6 +119,14 @@ def missing(path: Path) -> str | None:
     path = Path(path)
     if path.is_file():
         return None
+    if path.is_relative_to(_NO_PYACE):
+        return ("python-ace is not installed (pip install acepy[test]): it writes the stand-ins for "
+                f"the files not redistributable under MIT, here {path.name}")
+    if GENERATED is not None and path.is_relative_to(GENERATED):
+        generated_data.ensure_generated()
+        if path.is_file():
+            return None
+        raise FileNotFoundError(f"{path}: tests/generated_data.py has no stand-in for this file")
     why = _licence(path.name)
     if why is None:
         raise FileNotFoundError(f"{path}: test data file missing from the repository (tests/data/README.md lists it)")

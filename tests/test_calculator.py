@@ -20,7 +20,7 @@ from acepy.models.summary import stack_repr, stack_summary
 from data_paths import ALNI_YACE as POT, TIAL_TABLE as TABLE, TIAL_YACE as TIAL, needs, potential_path, require
 
 # POT is python-ace's (ASL), INP FitSNAP's (GPL-2.0): not in tests/data, read from ../shared/reference or
-# skipped with that reason; the TiAl files are in tests/data (MIT)
+# generated stand-ins (tests/generated_data.py); the TiAl files are in tests/data (MIT)
 INP = potential_path("FitSNAP__examples__InP_PACE__ref19Sep2023__InP_pot.yace")
 CU = "Cu-synthetic-pbe-core-rep"
 

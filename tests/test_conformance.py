@@ -122,7 +122,7 @@ def _cluster(rng, symbols, spacing=2.6):
 
 CASES = {
     # name: (make_stack, structures(rng) -> list of Atoms, the first is the main one; the data files it reads:
-    # ALNI is python-ace's (ASL), from ../shared/reference or skipped with that reason; the TiAl ones are in tests/data)
+    # ALNI is python-ace's (ASL), from ../shared/reference or its generated stand-in; the TiAl ones are in tests/data)
     "ace-AlNi": (_alni_stack, lambda rng: [_alloy(rng, 4.05, "Al", ["Ni"], (2, 1, 1)),
                                            _alloy(rng, 4.05, "Al", ["Ni"], (1, 1, 1)),
                                            _cluster(rng, "AlNiAlNiAl")], (ALNI,)),

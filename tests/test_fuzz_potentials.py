@@ -37,7 +37,7 @@ BUNDLED = Path(__file__).resolve().parents[1] / "acepy" / "data"  # acepy's own 
 SEED = 20240611
 # (file, variants): fewer for the files whose radial tables take a second to build. The TiAl two (MIT)
 # and acepy's bundled potentials are always there; the others are python-ace's (ASL) or FitSNAP's
-# (GPL-2.0), not in tests/data: read from ../shared/reference, and left out (named) where absent.
+# (GPL-2.0), not in tests/data: read from ../shared/reference, else generated stand-ins.
 FILES = [
     (BUNDLED / "AlCuNi-synthetic-r4.yace", 12),
     (BUNDLED / "AlTi-synthetic-linear.yace", 6),

@@ -19,7 +19,7 @@ from data_paths import TIAL_STEM as TIAL
 
 def _files():
     # the full list, never a glob: the python-ace and FitSNAP files (not redistributable under MIT) come from
-    # ../shared/reference and skip with their licence where it is absent
+    # ../shared/reference, else generated stand-ins
     names = list(D.YACE_FILES + D.ACE_FILES + D.DERIVED_FILES)
     return [(n, None) for n in names] + [(f"{TIAL}.yace", f"{TIAL}_pairpot.table")]
 

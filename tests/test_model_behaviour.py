@@ -12,7 +12,7 @@ from acepy.errors import TooCloseError
 
 from data_paths import ALNI_YACE as POT, needs
 
-# python-ace's Al-Ni file (ASL): not in tests/data; from ../shared/reference, else every test here skips saying so
+# python-ace's Al-Ni file (ASL): not in tests/data; from ../shared/reference, else its generated stand-in
 pytestmark = needs(POT)
 
 

@@ -262,7 +262,7 @@ def test_batch_of_mixed_structures_matches_pyace(potentials):
 # ---- the public files, on the structures test_model_reference.py does not cover -----------------------
 def _public_files():
     # the full list, never a glob: the python-ace and FitSNAP files (not redistributable under MIT) come from
-    # ../shared/reference and skip with their licence where it is absent
+    # ../shared/reference, else generated stand-ins
     return [D.potential_path(n) for n in D.YACE_FILES + D.ACE_FILES + D.DERIVED_FILES]
 
 

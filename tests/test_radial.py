@@ -43,7 +43,7 @@ pyace = pytest.importorskip("pyace")
 import data_paths as D  # noqa: E402
 from data_paths import TIAL_YACE as TIAL  # noqa: E402
 
-# python-ace's ZBL_rep.yaml (ASL, not in tests/data): from ../shared/reference; without it the zbl_rep case skips
+# python-ace's ZBL_rep.yaml (ASL, not in tests/data): from ../shared/reference, else its generated stand-in
 ZBL_YAML = D.pacemaker_yaml_path("python-ace__tests__ZBL_rep.yaml")
 
 FIELDS = ("gr", "dgr", "fr", "dfr", "cr", "dcr")  # pyace's names for gk, dgk, rnl, drnl, cr, dcr
@@ -102,7 +102,7 @@ def _make_generated(tmp: Path) -> dict[str, Path]:
 
     # pacemaker B-basis -> C-tilde via pyace (pace_yaml2yace): SBessel + zbl with dcut_in != 0.
     files["zbl_rep"] = tmp / "zbl_rep.yace"
-    if not D.missing(ZBL_YAML):  # else _path() skips the case with the licence reason
+    if not D.missing(ZBL_YAML):  # only without python-ace's package
         pyace.ACEBBasisSet(str(ZBL_YAML)).to_ACECTildeBasisSet().save_yaml(str(files["zbl_rep"]))
 
     # pyace's basis generator: SBessel / ChebLinear, distance inner cutoff, random crad.
@@ -162,7 +162,7 @@ def generated(tmp_path_factory) -> dict[str, Path]:
 
 
 # the full list, never a glob: the python-ace and FitSNAP files (not redistributable under MIT) come from
-# ../shared/reference and skip with their licence where it is absent
+# ../shared/reference, else generated stand-ins
 REFERENCE_PACE = sorted(Path(n).name for n in D.YACE_FILES + D.DERIVED_FILES if not n.startswith("ACEpotentials"))
 GENERATED = ["zbl_rep", "ms_distance", "zbl_mixed", "density_mixed", "distance_mixed"]
 PACE_CASES = REFERENCE_PACE + GENERATED

@@ -35,7 +35,7 @@ def test_first_node_matches_python_ace():
     pyace = pytest.importorskip("pyace")
     from data_paths import ALNI_YACE, require
 
-    path = require(ALNI_YACE)  # python-ace's (ASL): from ../shared/reference, else skipped with that reason
+    path = require(ALNI_YACE)  # python-ace's (ASL): from ../shared/reference, else its generated stand-in
 
     radial = pyace.ACECTildeBasisSet(str(path)).radial_functions
     for mu_i in range(radial.nelements):

@@ -85,7 +85,7 @@ def _describe(got: np.ndarray, want: np.ndarray) -> str:
             f"max |diff| {np.abs(got - want).max():.3g}")
 
 
-@needs(ALNI)  # python-ace's Al-Ni file (ASL): from ../shared/reference, else skipped with that reason
+@needs(ALNI)  # python-ace's Al-Ni file (ASL): from ../shared/reference, else its generated stand-in
 def test_tables_bitwise_equal_in_fresh_processes(tmp_path):
     """``acepy.load`` in 16 fresh processes (4 at a time, next to a busy process) builds the spline
     tables bit for bit as this process does. The first load of a process used to race in MKL's

@@ -75,7 +75,7 @@ def test_round_trip_is_exact(tmp_path):
     again = read_yace(write_yace(spec, tmp_path / "a.yace"))
     _assert_same_spec(spec, again)
     # an independent file from python-ace: read, write, read gives the same
-    require(ALNI_YACE)  # python-ace's (ASL): from ../shared/reference, else skipped (after the part above) saying so
+    require(ALNI_YACE)  # python-ace's (ASL): from ../shared/reference, else its generated stand-in
     ref = read_yace(REFERENCE)
     _assert_same_spec(ref, read_yace(write_yace(ref, tmp_path / "ref.yace")))
     # and a second write is byte-identical (stable formatting)
