@@ -151,5 +151,5 @@ def test_gamma_of_an_acepy_active_set_equals_python_aces_calculator(tmp_path):
         mine = np.zeros(len(test))
         g = aset.gamma({"Al": p[0], "Ni": p[1]})
         mine[test.numbers == 13], mine[test.numbers == 28] = g["Al"], g["Ni"]
-        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
         assert theirs.max() > 0.1  # not a trivially zero grade
