@@ -124,7 +124,8 @@ def filter_graph(graph: Graph, vectors_or_distances: torch.Tensor, cutoff: float
     return graph.select(distances < cutoff, cutoff)
 
 
-def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_MAX_PAIRS) -> Graph:
+def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_MAX_PAIRS,
+                   validated: bool = False) -> Graph:
     """All pairs with ``|r_ij| < cutoff`` in every structure of ``batch`` (see module docstring).
 
     One vesin search per structure, stitched into one CSR list with global atom indices. The
@@ -139,7 +140,9 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     ``[[4, 0, 0], [0, 4e-4, 0], [0, 0, 4]]``) and the shifts mapped back to the given vectors.
     """
     _check_cutoff(cutoff)
-    cpu = batch.to("cpu").validate()
+    cpu = batch.to("cpu")
+    if not validated:  # ``validated``: the caller checked this batch's values already (Stack, once per call)
+        cpu.validate()
     positions = cpu.positions.detach()
     cell = cpu.cell.detach()
     pos64 = positions.double().numpy()
@@ -243,8 +246,9 @@ class GraphCache:
         self._positions: torch.Tensor | None = None  # positions the views were filtered for
         self._views: dict[float, Graph] = {}
 
-    def graphs(self, batch: Batch) -> dict[float, Graph]:
-        """``{cutoff: Graph}`` for every distinct cutoff, valid for ``batch``'s geometry."""
+    def graphs(self, batch: Batch, validated: bool = False) -> dict[float, Graph]:
+        """``{cutoff: Graph}`` for every distinct cutoff, valid for ``batch``'s geometry
+        (``validated``: :meth:`Batch.validate` ran on it already in this call)."""
         if not self.cutoffs:
             return {}
         positions = batch.positions.detach()
@@ -257,7 +261,8 @@ class GraphCache:
                 self._make_views(batch)
                 return dict(self._views)
 
-        self._search = neighbor_graph(batch, self.cutoffs[-1] + self.skin, max_pairs=self.max_pairs)
+        self._search = neighbor_graph(batch, self.cutoffs[-1] + self.skin, max_pairs=self.max_pairs,
+                                      validated=validated)
         self.n_searches += 1
         self._search_positions = positions.clone()
         self._topology = tuple(t.clone() for t in topology)

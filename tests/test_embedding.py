@@ -36,3 +36,19 @@ def test_derivative_matches_autograd_and_finite_differences(npoti, m):
     fd = (embedding_energy(torch.stack([x + h, x.flip(0)], 1), params, npoti)
           - embedding_energy(torch.stack([x - h, x.flip(0)], 1), params, npoti)) / (2 * h)
     np.testing.assert_allclose(deriv[ok, 0].numpy(), fd[ok].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_density_inner_cutoff_short_cut_equals_the_quintic():
+    # all atoms below the switch (the CPU short cut) and a mix across it: the same values and slopes
+    from acepy.models.embedding import density_inner_cutoff
+    from acepy.models.radial.functions import cutoff_func_poly
+
+    rng = torch.Generator().manual_seed(3)
+    below = torch.rand(50, generator=rng, dtype=torch.float64) * 30.0  # rho_cut 40, drho 10: switch 30..40
+    across = torch.rand(50, generator=rng, dtype=torch.float64) * 45.0
+    for core in (below, across):
+        f, df = density_inner_cutoff(core, 40.0, 10.0)
+        f_ref, df_ref = cutoff_func_poly(core, 40.0, 10.0)
+        torch.testing.assert_close(f, f_ref, rtol=0, atol=0)
+        torch.testing.assert_close(df, df_ref, rtol=0, atol=0)
+    assert bool((density_inner_cutoff(across, 40.0, 10.0)[0] < 1).any())  # the mix reaches the switch

@@ -110,4 +110,8 @@ def density_inner_cutoff(rho_core: torch.Tensor, rho_cut: float, drho: float):
     """``(f_rho, df_rho/drho_core)`` of the density/distance inner-cutoff types (ACE_SPEC.md 2.12)."""
     if not math.isfinite(rho_cut):
         return torch.ones_like(rho_core), torch.zeros_like(rho_core)
+    if rho_core.device.type == "cpu" and bool((rho_core <= rho_cut - drho).all()):
+        # every atom below the switch (the usual case: rho_core_cutoff is large): f = 1, f' = 0 as the
+        # quintic gives there, without its dozen tensor ops per species and call (a host read, so CPU only)
+        return torch.ones_like(rho_core), torch.zeros_like(rho_core)
     return cutoff_func_poly(rho_core, rho_cut, drho)

@@ -124,8 +124,12 @@ class Stack:
         return species
 
     def _batch(self, structures) -> Batch:
-        batch = structures if isinstance(structures, Batch) else batch_from_atoms(
-            structures, self.device, self.dtype, charges=self._needs("charges"))
+        """The call's batch, its values checked once (``batch_from_atoms`` checks what it builds; a
+        Batch given is checked here): the neighbour search is then told not to check again."""
+        if isinstance(structures, Batch):
+            batch = structures.validate()
+        else:
+            batch = batch_from_atoms(structures, self.device, self.dtype, charges=self._needs("charges"))
         batch = batch.to(self.device, self.dtype)
         for comp in self.components:
             for name in getattr(comp, "per_atom_data", ()):
@@ -157,7 +161,7 @@ class Stack:
         """
         batch = self._batch(structures)
         species = self.species_of(batch.numbers, batch)
-        graphs = self.graph_cache.graphs(batch)
+        graphs = self.graph_cache.graphs(batch, validated=True)
         shared: dict[float, BatchGraph] = {}
         energies = batch.positions.new_zeros(batch.n_atoms)
         energy = batch.positions.new_zeros(batch.n_systems)
@@ -274,7 +278,7 @@ class Stack:
         forces = torch.zeros((n, 3), dtype=self.dtype, device=self.device)
         virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
         with clock("neighbours"):
-            graphs = self.graph_cache.graphs(batch)
+            graphs = self.graph_cache.graphs(batch, validated=True)
         need_grad = bool(compute_forces or compute_stress)
         shared: dict[float, BatchGraph] = {}
         summed: dict[float, torch.Tensor] = {}  # cutoff -> summed edge gradients: one scatter per graph
