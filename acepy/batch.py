@@ -105,6 +105,8 @@ class Batch:
         trajectory) keep that spread: wrap them into the cell first for float32."""
         device = self.device if device is None else check_device(device)
         dtype = self.dtype if dtype is None else check_dtype(dtype)
+        if dtype == self.dtype and (device == self.device or (device.index is None and device.type == self.device.type)):
+            return self  # nothing to move or cast (a Batch is never changed in place by acepy)
         positions = self.positions
         if self.n_atoms and torch.finfo(dtype).eps > torch.finfo(self.dtype).eps:
             positions = positions - self._origin_shifts()
@@ -137,29 +139,32 @@ class Batch:
         directions non-zero, linearly independent cell vectors. Non-periodic directions may have
         any (even zero) cell vector: no shift is ever taken along them. Returns ``self``.
         """
-        sidx = self.system_idx.detach().cpu()
+        # numpy on host copies: these checks run once per call on a few small arrays, where each
+        # torch op's dispatch would cost more than the work (about 10x for an 8-atom cell)
+        sidx = self.system_idx.detach().cpu().numpy()
         b_count = self.n_systems
-        if sidx.numel():
-            if bool((sidx[1:] < sidx[:-1]).any()):
-                k = int(torch.nonzero(sidx[1:] < sidx[:-1])[0]) + 1
+        if sidx.size:
+            down = np.flatnonzero(sidx[1:] < sidx[:-1])
+            if down.size:
+                k = int(down[0]) + 1
                 raise StructureError(f"system_idx must be sorted: atom {k} has system {int(sidx[k])} after "
                                      f"{int(sidx[k - 1])}")
             if int(sidx[0]) < 0 or int(sidx[-1]) >= b_count:
                 raise StructureError(f"system_idx values must lie in [0, {b_count}), got [{int(sidx[0])}, {int(sidx[-1])}]")
 
-        pos = self.positions.detach().cpu()
-        bad = ~torch.isfinite(pos).all(dim=1)
-        if bool(bad.any()):
-            k = int(torch.nonzero(bad)[0])
+        pos = self.positions.detach().cpu().numpy()
+        bad = ~np.isfinite(pos).all(axis=1)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
             b = int(sidx[k])
             local = k - int(self.atom_offsets[b])
             raise StructureError(f"structure {b}, atom {local}: position is not finite {tuple(pos[k].tolist())}")
 
-        cell = self.cell.detach().cpu().double()
-        pbc = self.pbc.detach().cpu()
-        bad = ~torch.isfinite(cell).flatten(1).all(dim=1)
-        if bool(bad.any()):
-            b = int(torch.nonzero(bad)[0])
+        cell = self.cell.detach().cpu().double().numpy()
+        pbc = self.pbc.detach().cpu().numpy()
+        bad = ~np.isfinite(cell).reshape(cell.shape[0], -1).all(axis=1)
+        if bad.any():
+            b = int(np.flatnonzero(bad)[0])
             raise StructureError(f"structure {b}: the cell is not finite {cell[b].tolist()}")
         _check_periodic_vectors(cell, pbc)
         return self
@@ -169,29 +174,28 @@ def _pbc_text(row) -> str:
     return "(" + ", ".join(str(bool(x)) for x in row) + ")"
 
 
-def _check_periodic_vectors(cell: torch.Tensor, pbc: torch.Tensor) -> None:
+def _check_periodic_vectors(cell: np.ndarray, pbc: np.ndarray) -> None:
     """Periodic cell vectors must be non-zero and span a non-degenerate lattice.
 
     Vectorised over structures: the Gram matrix of the unit periodic vectors, with non-periodic
     rows and columns replaced by the identity, has determinant (normalised volume)^2 of the
     periodic vectors alone.
     """
-    lengths = cell.norm(dim=2)  # (B, 3)
+    lengths = np.linalg.norm(cell, axis=2)  # (B, 3)
     zero = pbc & (lengths == 0)
-    if bool(zero.any()):
-        b, k = (int(x) for x in torch.nonzero(zero)[0])
+    if zero.any():
+        b, k = (int(x) for x in np.argwhere(zero)[0])
         raise StructureError(
             f"structure {b}: the cell is singular (volume 0) but pbc is {_pbc_text(pbc[b])}: "
             f"cell vector {k} is zero along a periodic direction"
         )
-    unit = cell / lengths.clamp_min(1e-300).unsqueeze(-1)
-    unit = torch.where(pbc.unsqueeze(-1), unit, torch.zeros_like(unit))
-    gram = unit @ unit.transpose(1, 2)
-    gram = gram + torch.diag_embed((~pbc).double())
-    normalized_volume = torch.linalg.det(gram).clamp_min(0).sqrt()
-    singular = pbc.any(dim=1) & (normalized_volume < _SINGULAR_TOL)
-    if bool(singular.any()):
-        b = int(torch.nonzero(singular)[0])
+    unit = cell / np.maximum(lengths, 1e-300)[..., None]
+    unit = np.where(pbc[..., None], unit, 0.0)
+    gram = unit @ unit.transpose(0, 2, 1) + (~pbc)[:, :, None] * np.eye(3)
+    normalized_volume = np.sqrt(np.clip(np.linalg.det(gram), 0.0, None))
+    singular = pbc.any(axis=1) & (normalized_volume < _SINGULAR_TOL)
+    if singular.any():
+        b = int(np.flatnonzero(singular)[0])
         raise StructureError(
             f"structure {b}: the cell is singular (volume 0) but pbc is {_pbc_text(pbc[b])}: "
             f"the periodic cell vectors {cell[b][pbc[b]].tolist()} are linearly dependent"

@@ -375,6 +375,11 @@ def _reduced_cell(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.nda
     """
     rows = np.flatnonzero(pbc)
     basis = cell[rows].copy()
+    gram = basis @ basis.T
+    # reduced already (each projection at most half the other's length: the loop below would not
+    # change anything): the common case, one product instead of the pairwise loop
+    if np.all(np.abs(gram - np.diag(np.diag(gram))) <= (0.5 + 1e-9) * np.diag(gram)[None, :]):
+        return cell, None
     u = np.eye(len(rows), dtype=np.int64)
     changed, steps = True, 0
     while changed and steps < 1000:
