@@ -24,6 +24,7 @@ from acepy.models.coulomb import find_coulomb
 from acepy.models.coulomb_params import COULOMB_CONSTANT as K
 
 import conformance as C
+from coulomb_cases import rattled_salt as _rattled_triclinic
 
 pytest.importorskip("torchpme")
 
@@ -82,15 +83,6 @@ def numpy_ewald(positions, cell, q, alpha, rc, kc):
         s = np.sum(q * np.exp(1j * positions @ k))
         recip_sum += np.exp(-k2 / (4 * alpha ** 2)) / k2 * abs(s) ** 2
     return K * (real + 2 * np.pi / volume * recip_sum - alpha / np.sqrt(np.pi) * np.sum(q ** 2))
-
-
-def _rattled_triclinic(rng, repeat=(1, 1, 1)):
-    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(repeat)
-    atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(scale=0.08, size=(3, 3))), scale_atoms=True)
-    atoms.rattle(0.15, seed=int(rng.integers(1 << 30)))
-    q = rng.uniform(0.5, 1.5, len(atoms)) * np.where(np.array(atoms.numbers) == 11, 1.0, -1.0)
-    atoms.set_initial_charges(q - q.mean())
-    return atoms
 
 
 @pytest.mark.parametrize("method", ["ewald", "pme"])
@@ -192,6 +184,13 @@ def test_conformance(coulomb_case):
     C.check_hessian(make, structures[-1])
 
 
+def _pair_near(atoms, cutoff: float, width: float) -> bool:
+    from ase.neighborlist import neighbor_list
+
+    d = neighbor_list("d", atoms, cutoff + width)
+    return bool(np.any(np.abs(d - cutoff) < width))
+
+
 @pytest.mark.parametrize("method", ["ewald", "dsf", "direct"])
 def test_hessian_against_finite_differences_of_forces(method):
     """Stack.hessian (graph part: per-edge blocks; reciprocal: autograd) is symmetric, obeys the
@@ -199,6 +198,10 @@ def test_hessian_against_finite_differences_of_forces(method):
     rng = np.random.default_rng()
     atoms = _cluster(rng) if method == "direct" else _salt(rng)
     kw = {} if method == "direct" else {"cutoff": 6.0}
+    while method != "direct" and _pair_near(atoms, 6.0, 10 * 2e-4):
+        # a pair within a few FD steps of the real-space cutoff, where DSF's V'' and the truncated
+        # Ewald force jump, makes the finite differences (not the Hessian) wrong: draw another cell
+        atoms = _salt(rng)
     stack = Stack([Coulomb("initial_charges", method=method, **kw)], ["Na", "Cl"])
     hess, info = stack.hessian(atoms, return_info=True)
     n = len(atoms)
