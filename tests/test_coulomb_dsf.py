@@ -13,11 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
 from scipy.special import erfc
 
 from acepy.models import Coulomb, Stack
 from acepy.models.coulomb_params import COULOMB_CONSTANT as K
+
+from coulomb_cases import rattled_salt as _salt
 
 
 def numpy_dsf(positions, cell, q, alpha, rc, convention):
@@ -39,15 +40,6 @@ def numpy_dsf(positions, cell, q, alpha, rc, convention):
     elif convention == "fennell-gezelter":
         energy -= np.sum(q ** 2) * (0.5 * vc + alpha / np.sqrt(np.pi))
     return K * energy
-
-
-def _salt(rng, repeat=(1, 1, 1)):
-    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(repeat)
-    atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(scale=0.08, size=(3, 3))), scale_atoms=True)
-    atoms.rattle(0.15, seed=int(rng.integers(1 << 30)))
-    q = rng.uniform(0.5, 1.5, len(atoms)) * np.where(np.array(atoms.numbers) == 11, 1.0, -1.0)
-    atoms.set_initial_charges(q - q.mean())
-    return atoms
 
 
 @pytest.mark.parametrize("convention", ["lammps", "fennell-gezelter", "none"])

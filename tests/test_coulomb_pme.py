@@ -13,22 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
 
 from acepy.models import Coulomb, Stack
 
 import conformance as C
+from coulomb_cases import rattled_salt as _salt
 
 pytest.importorskip("torchpme")
-
-
-def _salt(rng, repeat=(1, 1, 1)):
-    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat(repeat)
-    atoms.set_cell(atoms.cell[:] @ (np.eye(3) + rng.normal(scale=0.08, size=(3, 3))), scale_atoms=True)
-    atoms.rattle(0.15, seed=int(rng.integers(1 << 30)))
-    q = rng.uniform(0.5, 1.5, len(atoms)) * np.where(np.array(atoms.numbers) == 11, 1.0, -1.0)
-    atoms.set_initial_charges(q - q.mean())
-    return atoms
 
 
 def _pme(accuracy, backend=None):

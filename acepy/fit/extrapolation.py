@@ -26,7 +26,7 @@ from acepy.kernels import spherical_harmonics
 
 from .active_set import ActiveSet
 from .rows import LinearBasis
-from .rows_eval import plan_l_of
+from .rows_eval import atomic_bases
 
 __all__ = ["ExtrapolationGrade", "b_projections", "select_active_set", "attach"]
 
@@ -70,7 +70,7 @@ def b_projections(potential, structures) -> tuple[np.ndarray, np.ndarray, list[n
     with ref._threads(None):
         batch = ref._batch(structures)
         species = ref.species_of(batch.numbers, batch)
-        graphs = ref.graph_cache.graphs(batch)
+        graphs = ref.graph_cache.graphs(batch, validated=True)  # _batch checked it
         ace = ref.components[1]
         inputs = ref._inputs(batch, species, graphs, ace.cutoff, {}, detach=True)
         edges_all = ace._prepare(inputs)
@@ -85,23 +85,13 @@ def b_projections(potential, structures) -> tuple[np.ndarray, np.ndarray, list[n
 
 def _values(ace, plan, species, edges) -> torch.Tensor:
     """B (n, Kf) of one chunk's atoms (the forward pass of acepy.fit.rows_eval, without gradients)."""
-    n, n_e = species.shape[0], edges.centers.shape[0]
-    nel, nrad, nh = plan.nel, plan.nrad, plan.nh
     with torch.no_grad():
-        vec = edges.vectors.detach()
-        r = torch.linalg.vector_norm(vec, dim=1)
+        r = torch.linalg.vector_norm(edges.vectors, dim=1)
         rad = ace.radial.evaluate(r, edges.mu_i, edges.mu_j, backend="torch", check=False)
-        rows = edges.centers * nel + edges.mu_j
-        a1_base = vec.new_zeros((n * nel, plan.nb)).index_add(0, rows, rad.gk).reshape(n, nel * plan.nb)
-        a = None
+        y_re = y_im = None
         if plan.width:
-            y_re, y_im, _, _ = spherical_harmonics(vec, plan.lmax, gradients=False, backend="torch")
-            rnl = rad.rnl[:, :, plan_l_of(plan, vec.device)]  # (E, nrad, nh)
-            re = (rnl * y_re[:, None, :]).reshape(n_e, nrad * nh)
-            im = (rnl * y_im[:, None, :]).reshape(n_e, nrad * nh)
-            a_re = vec.new_zeros((n * nel, nrad * nh)).index_add(0, rows, re).reshape(n, plan.width)
-            a_im = vec.new_zeros((n * nel, nrad * nh)).index_add(0, rows, im).reshape(n, plan.width)
-            a = torch.complex(a_re, a_im)
+            y_re, y_im, _, _ = spherical_harmonics(edges.vectors, plan.lmax, gradients=False, backend="torch")
+        a1_base, a = atomic_bases(plan, edges, rad, y_re, y_im, species.shape[0])
         b, _ = plan.values_and_gradients(a, a1_base, species, gradients=False)
     return b
 

@@ -71,7 +71,6 @@ def chunks(ace, plan, inputs, chunk_atoms: int | None, hessian: bool = False) ->
 
 def _chunk(ace, plan, species, edges, a0: int, a1: int, hessian: bool) -> Chunk:
     n, n_e = a1 - a0, edges.centers.shape[0]
-    nel, nrad, nh = plan.nel, plan.nrad, plan.nh
     vec = edges.vectors.detach()
     if hessian:
         vec = vec.clone().requires_grad_(True)
@@ -82,17 +81,7 @@ def _chunk(ace, plan, species, edges, a0: int, a1: int, hessian: bool) -> Chunk:
         jac = plan.edge_jacobian(vec, edges.mu_j, rad, *ys)
     hphi = _feature_hessians(jac, vec) if hessian else None
     jac = jac.detach()
-    rows = edges.centers * nel + edges.mu_j
-    a1_base = vec.new_zeros((n * nel, plan.nb)).index_add(0, rows, rad.gk.detach()).reshape(n, nel * plan.nb)
-    a = None
-    if plan.width:
-        l_of = plan_l_of(plan, vec.device)
-        rnl = rad.rnl.detach()[:, :, l_of]  # (E, nrad, nh)
-        re = (rnl * ys[0].detach()[:, None, :]).reshape(n_e, nrad * nh)
-        im = (rnl * ys[1].detach()[:, None, :]).reshape(n_e, nrad * nh)
-        a_re = vec.new_zeros((n * nel, nrad * nh)).index_add(0, rows, re).reshape(n, plan.width)
-        a_im = vec.new_zeros((n * nel, nrad * nh)).index_add(0, rows, im).reshape(n, plan.width)
-        a = torch.complex(a_re, a_im)
+    a1_base, a = atomic_bases(plan, edges, rad, ys[0], ys[1], n)
     b, g = plan.values_and_gradients(a, a1_base, species)
     # per-slot layout
     offsets = edges.offsets
@@ -118,6 +107,25 @@ def _chunk(ace, plan, species, edges, a0: int, a1: int, hessian: bool) -> Chunk:
         hpad[edges.centers, :, slot] = hphi
         out.g, out.jac, out.hphi, out.a = g, jpad, hpad, a
     return out
+
+
+def atomic_bases(plan, edges, rad, y_re, y_im, n: int):
+    """The rank-1 base ``A1 (n, nel * nradbase)`` and the complex atomic base ``A (n, W)`` (None
+    when the plan reads none) of ``n`` centres from their edges' radial values and harmonics
+    (detached: the rows differentiate through the edge Jacobian, not through these)."""
+    nel, nrad, nh = plan.nel, plan.nrad, plan.nh
+    n_e = edges.centers.shape[0]
+    rows = edges.centers * nel + edges.mu_j
+    gk = rad.gk.detach()
+    a1_base = gk.new_zeros((n * nel, plan.nb)).index_add(0, rows, gk).reshape(n, nel * plan.nb)
+    if not plan.width:
+        return a1_base, None
+    rnl = rad.rnl.detach()[:, :, plan_l_of(plan, gk.device)]  # (E, nrad, nh)
+    re = (rnl * y_re.detach()[:, None, :]).reshape(n_e, nrad * nh)
+    im = (rnl * y_im.detach()[:, None, :]).reshape(n_e, nrad * nh)
+    a_re = gk.new_zeros((n * nel, nrad * nh)).index_add(0, rows, re).reshape(n, plan.width)
+    a_im = gk.new_zeros((n * nel, nrad * nh)).index_add(0, rows, im).reshape(n, plan.width)
+    return a1_base, torch.complex(a_re, a_im)
 
 
 def plan_l_of(plan, device) -> torch.Tensor:

@@ -48,10 +48,11 @@ def _geometry(structures) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
     return counts, cells, pbc, [a.positions for a in structures]
 
 
-def estimated_pairs(structures, cutoff: float | None) -> np.ndarray:
+def estimated_pairs(structures, cutoff: float | None, geometry=None) -> np.ndarray:
     """The estimated neighbour pairs of every structure (B,): vectorised for periodic cells,
-    :func:`estimate_pairs` for the others. Without a cutoff (no graph component), one per atom."""
-    counts, cells, pbc, positions = _geometry(structures)
+    :func:`estimate_pairs` for the others. Without a cutoff (no graph component), one per atom.
+    ``geometry``: :func:`_geometry` of ``structures`` where the caller has it already."""
+    counts, cells, pbc, positions = _geometry(structures) if geometry is None else geometry
     if cutoff is None:
         return counts.astype(np.float64)
     out = np.empty(len(counts))
@@ -109,8 +110,9 @@ def evaluate_in_chunks(stack, structures, compute_forces: bool, compute_stress, 
     """``stack._evaluate`` over chunks of ``structures`` (a list of ``ase.Atoms`` or a Batch),
     concatenated (module docstring)."""
     chunk_pairs = check_chunk_pairs(chunk_pairs)
-    counts, cells, pbc, _ = _geometry(structures)
-    bounds = chunk_bounds(estimated_pairs(structures, stack.cutoff if stack.graph_cache.cutoffs else None),
+    geometry = _geometry(structures)
+    counts, cells = geometry[0], geometry[1]
+    bounds = chunk_bounds(estimated_pairs(structures, stack.cutoff if stack.graph_cache.cutoffs else None, geometry),
                           chunk_pairs)
     if len(bounds) <= 2:  # one chunk: the plain call
         return stack._evaluate(structures, compute_forces, compute_stress, timings)

@@ -142,7 +142,7 @@ def stack_hessian(stack, batch: Batch, method: str, step: float | None):
 
 def _sites_hessian(stack, batch: Batch):
     species = stack.species_of(batch.numbers, batch)
-    graphs = stack.graph_cache.graphs(batch)
+    graphs = stack.graph_cache.graphs(batch, validated=True)  # the stack's _batch checked it
     shared: dict = {}
     assembler = _Assembler(batch)
     dense = None
@@ -228,7 +228,7 @@ def stack_hvp(stack, batch: Batch, vectors: torch.Tensor, method: str, step: flo
     if method == "autograd":
         return position_hvp_autograd(_stack_energy_fn(stack, batch), batch, vectors)
     species = stack.species_of(batch.numbers, batch)
-    graphs = stack.graph_cache.graphs(batch)
+    graphs = stack.graph_cache.graphs(batch, validated=True)  # the stack's _batch checked it
     shared: dict = {}
     out = torch.zeros_like(vectors)
     for comp in stack.components:
