@@ -21,9 +21,9 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from vesin import NeighborList
 
 from acepy.errors import TooManyPairsError
+from acepy.kernels.numba_cpu.neighbors import batch_pairs
 
 from .batch import Batch
 
@@ -128,9 +128,9 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
                    validated: bool = False) -> Graph:
     """All pairs with ``|r_ij| < cutoff`` in every structure of ``batch`` (see module docstring).
 
-    One vesin search per structure, stitched into one CSR list with global atom indices. The
-    search runs on the CPU whatever the batch's device and the result is moved back to it (vesin
-    has a CUDA path; wiring it in is later work).
+    One cell-list search over the whole batch (``acepy.kernels.numba_cpu.neighbors``: Numba,
+    parallel over atoms), written straight in CSR order with global atom indices. The search runs
+    on the CPU whatever the batch's device and the result is moved back to it.
 
     Before each search the number of pairs is estimated (:func:`estimate_pairs`: atom density
     times the cutoff sphere); above ``max_pairs`` (None: no limit) :class:`TooManyPairsError`
@@ -148,55 +148,64 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     pos64 = positions.double().numpy()
     cell64 = cell.double().numpy()
     pbc = cpu.pbc.numpy()
-    starts = cpu.atom_offsets.tolist()
+    starts = cpu.atom_offsets.numpy()
 
-    # Search slightly beyond the cutoff so that vesin's own float64 distance test can never drop
-    # a pair that ours (in the batch's dtype, from unwrapped positions) keeps: the final
-    # ``r < cutoff`` test below is the only one that decides.
-    search = NeighborList(cutoff=cutoff + _rounding_pad(positions, cell, cutoff), full_list=True)
-    pieces = []
-    for b in range(batch.n_systems):
-        lo, hi = starts[b], starts[b + 1]
-        if hi - lo == 0:
-            continue
-        _check_pair_estimate(b, pos64[lo:hi], cell64[b], pbc[b], cutoff, max_pairs)
-        box, unimodular = _reduced_cell(cell64[b], pbc[b])
-        i, j, s = search.compute(pos64[lo:hi], _search_box(box, pbc[b]), periodic=pbc[b], quantities="ijS")
-        if len(i):
-            s = s.astype(np.int64)
-            if unimodular is not None:
-                s = s @ unimodular  # shifts along the reduced vectors -> along the given ones
-            pieces.append((i.astype(np.int64) + lo, j.astype(np.int64) + lo, s, b))
-
-    if pieces:
-        i = np.concatenate([p[0] for p in pieces])
-        j = np.concatenate([p[1] for p in pieces])
-        s = np.concatenate([p[2] for p in pieces])
-        sys_ = np.concatenate([np.full(len(p[0]), p[3], dtype=np.int64) for p in pieces])
-        # vesin's order depends on its algorithm and threads: sort by (i, j, S) for determinism.
-        order = _lexicographic_order(i, j, s, batch.n_atoms)
-        i, j, s, sys_ = i[order], j[order], s[order], sys_[order]
-    else:
-        i = j = sys_ = np.zeros(0, dtype=np.int64)
-        s = np.zeros((0, 3), dtype=np.int64)
+    boxes = cell64.copy()
+    unimodular: dict[int, np.ndarray] = {}
+    # Fully periodic cells with reduced vectors (the usual case) are checked for all structures at
+    # once; the others (slabs, clusters, skewed cells) one by one.
+    sizes = np.diff(starts).astype(np.float64)
+    simple = pbc.all(axis=1) & _is_reduced(cell64)
+    if max_pairs is not None and simple.any():
+        idx = np.flatnonzero(simple)
+        estimate = sizes[idx] ** 2 * (_BALL[3](cutoff) / np.abs(np.linalg.det(cell64[idx])))
+        over = idx[estimate > max_pairs]
+        if over.size:
+            b = int(over[0])
+            _check_pair_estimate(b, pos64[starts[b]:starts[b + 1]], cell64[b], pbc[b], cutoff, max_pairs)
+    for b in np.flatnonzero(~simple).tolist():
+        lo, hi = int(starts[b]), int(starts[b + 1])
+        if hi > lo:
+            _check_pair_estimate(b, pos64[lo:hi], cell64[b], pbc[b], cutoff, max_pairs)
+        box, u = _reduced_cell(cell64[b], pbc[b])
+        boxes[b] = _search_box(box, pbc[b])
+        if u is not None:
+            unimodular[b] = u
+    # Search slightly beyond the cutoff so that the search's own float64 distance test (from
+    # wrapped positions) can never drop a pair that ours (in the batch's dtype, from the given
+    # positions) keeps: the final ``r < cutoff`` test below is the only one that decides.
+    pad = _rounding_pad(pos64, cell64, torch.finfo(positions.dtype).eps, cutoff)
+    i, j, s, offsets = batch_pairs(pos64, boxes, pbc, starts.astype(np.int64), cutoff + pad)
+    if unimodular:
+        _map_back_shifts(i, j, s, offsets, starts, unimodular, batch.n_atoms)
 
     centers = torch.from_numpy(i)
     superset = Graph(
         centers=centers,
         neighbors=torch.from_numpy(j),
         shifts=torch.from_numpy(s),
-        edge_system=torch.from_numpy(sys_),
-        offsets=csr_offsets(centers, batch.n_atoms),
+        edge_system=cpu.system_idx.index_select(0, centers),
+        offsets=torch.from_numpy(offsets),
         cutoff=float(cutoff),
         n_atoms=batch.n_atoms,
         n_systems=batch.n_systems,
     )
     keep = edge_vectors(positions, cell, superset).norm(dim=1) < cutoff
-    # vesin never returns an atom paired with itself at zero shift; guard anyway, cheaply.
-    self_pairs = torch.nonzero(superset.centers == superset.neighbors).squeeze(1)
-    zero_shift = (superset.shifts.index_select(0, self_pairs) == 0).all(dim=1)
-    keep[self_pairs[zero_shift]] = False
-    return superset.select(keep, cutoff).to(batch.device)
+    graph = superset if bool(keep.all()) else superset.select(keep, cutoff)
+    return graph.to(batch.device)
+
+
+def _map_back_shifts(i, j, s, offsets, starts, unimodular: dict, n_atoms: int) -> None:
+    """Shifts along reduced cell vectors -> along the given ones (``S @ U``), in place, and each
+    centre's edges of those structures sorted again by (j, S)."""
+    for b, u in unimodular.items():
+        e0, e1 = int(offsets[starts[b]]), int(offsets[starts[b + 1]])
+        if e1 == e0:
+            continue
+        shifts = s[e0:e1] @ u
+        order = _lexicographic_order(i[e0:e1], j[e0:e1], shifts, n_atoms)
+        j[e0:e1] = j[e0:e1][order]
+        s[e0:e1] = shifts[order]
 
 
 class GraphCache:
@@ -369,8 +378,8 @@ def _reduced_cell(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.nda
     most half that one's length), and the integer matrix U with reduced = U @ given over all three
     rows (non-periodic rows kept); U is None when the given vectors are reduced already.
 
-    vesin's search time grows with the number of cells it scans; for a skewed cell that number is
-    huge (minutes for ``[[4, 0, 0], [4, 4e-4, 0], [0, 0, 4]]``), for the reduced one it is not. The
+    A cell-list search's time grows with the number of cells it scans; for a skewed cell that number
+    is huge (minutes for ``[[4, 0, 0], [4, 4e-4, 0], [0, 0, 4]]``), for the reduced one it is not. The
     lattice, and so every pair and distance, is the same.
     """
     rows = np.flatnonzero(pbc)
@@ -404,6 +413,15 @@ def _reduced_cell(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.nda
     return reduced, full
 
 
+def _is_reduced(cells: np.ndarray) -> np.ndarray:
+    """(B,) whether all three vectors of each cell are pairwise reduced, as :func:`_reduced_cell`
+    tests it (each projection at most half the other vector's length)."""
+    gram = cells @ cells.transpose(0, 2, 1)
+    diag = np.diagonal(gram, axis1=1, axis2=2)
+    off = np.abs(gram - diag[:, :, None] * np.eye(3))
+    return np.all(off <= (0.5 + 1e-9) * diag[:, None, :], axis=(1, 2))
+
+
 def csr_offsets(centers: torch.Tensor, n_atoms: int) -> torch.Tensor:
     """CSR offsets of sorted ``centers``: the first edge of each atom, then the edge count."""
     atoms = torch.arange(n_atoms + 1, dtype=centers.dtype, device=centers.device)
@@ -427,29 +445,29 @@ def _lexicographic_order(i: np.ndarray, j: np.ndarray, s: np.ndarray, n_atoms: i
     return np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
 
 
-def _rounding_pad(positions: torch.Tensor, cell: torch.Tensor, cutoff: float) -> float:
-    """A bound on the rounding error of |r_ij| computed in the positions' dtype.
+def _rounding_pad(positions: np.ndarray, cell: np.ndarray, eps: float, cutoff: float) -> float:
+    """A bound on the rounding error of |r_ij| computed with machine epsilon ``eps`` (the batch's
+    dtype) from ``positions (N, 3)`` and ``cell (B, 3, 3)``.
 
     ``x_j - x_i + S @ cell`` adds terms as large as the coordinates and the cell, so the error
     scales with them, not with r.
     """
-    eps = torch.finfo(positions.dtype).eps
     scale = cutoff
-    if positions.numel():
-        scale += 2 * float(positions.abs().max())
-    if cell.numel():
-        scale += 3 * float(cell.norm(dim=2).max())
+    if positions.size:
+        scale += 2 * float(np.abs(positions).max())
+    if cell.size:
+        scale += 3 * float(np.sqrt((cell * cell).sum(axis=2)).max())
     return 16 * eps * scale
 
 
 def _search_box(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
-    """The box handed to vesin: the cell, with non-periodic rows replaced by unit vectors
+    """The box handed to the search: the cell, with non-periodic rows replaced by unit vectors
     orthogonal to the periodic ones.
 
     No shift is ever taken along a non-periodic direction, so those rows never enter ``r_ij``;
-    ASE lets them be zero (slabs, clusters) or anything at all. vesin 0.6.2 copes with zero and
-    degenerate non-periodic rows (and refuses only a singular *periodic* box), but its docs do not
-    promise it; an invertible box costs nothing and keeps us safe across vesin versions.
+    ASE lets them be zero (slabs, clusters) or anything at all. The search takes fractional
+    coordinates (it inverts the box), so the box must be invertible; unit rows orthogonal to the
+    periodic ones make it so without changing any distance.
     """
     if pbc.all():
         return cell

@@ -387,3 +387,38 @@ def test_summary_of_a_hand_built_stack_without_a_file(model):
                                  f"backend={stack.backend!r}, dtype=float64)")
     text = stack_summary(stack)
     assert "1. OneBody: cutoff none" in text and "potential file" not in text and "SYNTHETIC" not in text
+
+
+def test_check_state_equals_ases_compare_atoms(model):
+    """The calculator's exact, faster state check names the same changes as ASE's
+    ``compare_atoms`` for every property ASE checks, one change at a time and together."""
+    from ase.calculators.calculator import compare_atoms
+
+    rng = np.random.default_rng()
+    calc = acepy.ACECalculator(model)
+    base = alni(int(rng.integers(1000)))
+    base.calc = calc
+    base.get_forces()
+    edits = {
+        "positions": lambda a: a.positions.__setitem__((int(rng.integers(len(a))), 1), rng.normal()),
+        "numbers": lambda a: a.numbers.__setitem__(0, 28 if a.numbers[0] == 13 else 13),
+        "cell": lambda a: a.set_cell(a.cell[:] * 1.01),
+        "pbc": lambda a: a.set_pbc([True, False, True]),
+        "initial_charges": lambda a: a.set_initial_charges(rng.normal(size=len(a))),
+        "initial_magmoms": lambda a: a.set_initial_magnetic_moments(rng.normal(size=len(a))),
+    }
+    assert calc.check_state(base.copy()) == [] == compare_atoms(calc.atoms, base.copy())
+    for name, edit in edits.items():
+        other = base.copy()
+        edit(other)
+        assert calc.check_state(other) == compare_atoms(calc.atoms, other) == [name]
+    other = base.copy()
+    for edit in edits.values():
+        edit(other)
+    assert sorted(calc.check_state(other)) == sorted(compare_atoms(calc.atoms, other)) == sorted(edits)
+    calc.ignored_changes = {"initial_magmoms"}
+    assert "initial_magmoms" not in calc.check_state(other)
+    # a looser tolerance is ASE's own check
+    moved = base.copy()
+    moved.positions[0, 0] += 1e-9
+    assert calc.check_state(moved) == ["positions"] and calc.check_state(moved, tol=1e-6) == []

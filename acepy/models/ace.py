@@ -44,6 +44,8 @@ from acepy.kernels import (
     segment_sum,
 )
 
+from acepy.kernels.numba_cpu.embedding import embedding_tables, site_energies_and_derivatives
+
 from .component import BatchGraph, Component
 
 from .embedding import density_inner_cutoff, embedding_energy, embedding_energy_and_derivative
@@ -112,6 +114,7 @@ class ACE(Component):
             for e in (spec.embeddings[mu] for mu in range(nel))
         ]
         self.max_ndensity = max(e.ndensity for e in self._embeddings)
+        self._embedding_tables = embedding_tables(self._embeddings, self.max_ndensity)
         self._compile_functions()
 
     # ---- construction -------------------------------------------------------------------------
@@ -164,6 +167,7 @@ class ACE(Component):
         )
         self.plan.validate(nel * self.nradmax * self.n_half)  # once: the chunks skip value checks
         self._rank1 = torch.as_tensor(rank1, dtype=self.dtype, device=dev)
+        self._rank1_host = self._rank1.cpu().numpy()  # the Numba fast path's copy
 
     # ---- shared steps -------------------------------------------------------------------------
     def _prepare(self, inputs: BatchGraph) -> _Edges:
@@ -348,9 +352,15 @@ class ACE(Component):
             f_zbl, df_zbl, zbl_edge = self._zbl_switch(n_atoms, edges)
         else:
             f_zbl = df_zbl = zbl_edge = None
-        energies, d_rho, d_core, d_f = self._site_energies_from(species, rho, a1_base, core, f_zbl, derivatives=True)
+        if backend == "numba":  # one kernel instead of a per-species loop of small tensor ops
+            energies, d_rho, d_core, d_f, d_a1 = site_energies_and_derivatives(
+                rho, a1_base, self._rank1_host, core, species, self._embedding_tables, f_zbl)
+        else:
+            energies, d_rho, d_core, d_f = self._site_energies_from(species, rho, a1_base, core, f_zbl,
+                                                                    derivatives=True)
+            d_a1 = torch.einsum("ip,ikp->ik", d_rho, self._rank1[species])
         # radial-only terms: dE/dA1 (rank 1) . dg_k/dr, dE/drho_core . dcr/dr, the zbl switch
-        d_a1 = torch.einsum("ip,ikp->ik", d_rho, self._rank1[species]).reshape(n_atoms * self.nelements, self.nradbase)
+        d_a1 = d_a1.reshape(n_atoms * self.nelements, self.nradbase)
         rows = edges.centers * self.nelements + edges.mu_j
         radial_scalar = (d_a1[rows] * rad.dgk).sum(1) + d_core[edges.centers] * rad.dcr
         if zbl_edge is not None:

@@ -1,0 +1,153 @@
+"""The Numba cell-list search (``acepy/kernels/numba_cpu/neighbors.py``) against ASE's
+``neighbor_list`` and vesin (two independent implementations), pair for pair and in the CSR order
+its contract states, on the shapes that break cell lists: cells much smaller than the cutoff (many
+images), strongly triclinic cells, atoms far outside the cell, slabs, wires and clusters, a
+cluster in a huge box, empty and one-atom structures, and whole batches; the serial and parallel
+variants give the same arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.neighborlist import neighbor_list
+from vesin import NeighborList
+
+from acepy.kernels.numba_cpu import neighbors as nb
+
+
+def _box(atoms: Atoms) -> np.ndarray:
+    """An invertible box: non-periodic rows replaced by unit vectors orthogonal to the periodic ones."""
+    cell, pbc = atoms.cell.array.copy(), atoms.pbc
+    if pbc.all():
+        return cell
+    periodic = cell[pbc]
+    complement = np.linalg.svd(periodic)[2][len(periodic):] if len(periodic) else np.eye(3)
+    cell[pbc], cell[~pbc] = periodic, complement
+    return cell
+
+
+def _sorted(i, j, s):
+    order = np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
+    return i[order], j[order], s[order]
+
+
+def _search(structures, cutoff):
+    pos = np.concatenate([a.positions for a in structures]) if structures else np.zeros((0, 3))
+    boxes = np.array([_box(a) for a in structures]).reshape(-1, 3, 3)
+    pbc = np.array([a.pbc for a in structures], dtype=bool).reshape(-1, 3)
+    starts = np.concatenate([[0], np.cumsum([len(a) for a in structures])]).astype(np.int64)
+    return nb.batch_pairs(pos, boxes, pbc, starts, cutoff)
+
+
+def _check_against_ase(structures, cutoff):
+    centers, neighbors, shifts, offsets = _search(structures, cutoff)
+    lo, expected = 0, []
+    for a in structures:
+        i, j, s = neighbor_list("ijS", a, cutoff)
+        expected.append((i + lo, j + lo, s))
+        lo += len(a)
+    i = np.concatenate([e[0] for e in expected]).astype(np.int64)
+    j = np.concatenate([e[1] for e in expected]).astype(np.int64)
+    s = np.concatenate([e[2] for e in expected]).reshape(-1, 3).astype(np.int64)
+    i, j, s = _sorted(i, j, s)
+    assert centers.shape == i.shape, (len(centers), len(i))
+    np.testing.assert_array_equal(centers, i)
+    np.testing.assert_array_equal(neighbors, j)
+    np.testing.assert_array_equal(shifts, s)
+    np.testing.assert_array_equal(offsets, np.searchsorted(centers, np.arange(lo + 1)))
+    return centers
+
+
+def _rattled(atoms, rng, amount=0.1):
+    atoms = atoms.copy()
+    atoms.positions += amount * rng.standard_normal(atoms.positions.shape)
+    return atoms
+
+
+@pytest.mark.parametrize("case", ["fcc8_big_cutoff", "fcc_far_outside", "triclinic", "skewed_small", "slab", "wire",
+                                  "cluster", "cluster_in_huge_box", "one_atom_small_cell", "dimer_line"])
+def test_single_structures_match_ase(case):
+    rng = np.random.default_rng()
+    cutoff = 5.0
+    if case == "fcc8_big_cutoff":  # 8 atoms, cutoff > 2 cell heights: images in every direction
+        atoms, cutoff = _rattled(bulk("Al", "fcc", a=4.05, cubic=True).repeat((1, 1, 2)), rng, 0.05), 8.75
+    elif case == "fcc_far_outside":  # unwrapped positions many cells away (MD without wrapping)
+        atoms = _rattled(bulk("Cu", "fcc", a=3.6).repeat((3, 3, 3)), rng)
+        atoms.positions += rng.integers(-40, 40, size=(len(atoms), 1)) * atoms.cell.array[0] + 13.7
+    elif case == "triclinic":
+        atoms = _rattled(bulk("Cu", "fcc", a=3.6).repeat((2, 3, 2)), rng)
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.3 * rng.uniform(-1, 1, (3, 3))), scale_atoms=True)
+    elif case == "skewed_small":  # a strongly sheared 2-atom cell: heights far below the cutoff
+        atoms = Atoms("Cu2", cell=[[2.6, 0, 0], [2.2, 2.5, 0], [1.9, 0.7, 2.4]], pbc=True,
+                      scaled_positions=[[0, 0, 0], [0.45, 0.55, 0.5]])
+        atoms = _rattled(atoms, rng, 0.05)
+        cutoff = 6.5
+    elif case == "slab":
+        atoms = _rattled(bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 3)), rng)
+        atoms.pbc = [True, True, False]
+        atoms.positions[:, 2] -= 30.0  # all below the cell along its non-periodic direction
+    elif case == "wire":
+        atoms = _rattled(bulk("Cu", "fcc", a=3.6, cubic=True).repeat((1, 2, 2)), rng)
+        atoms.pbc = [True, False, False]
+    elif case == "cluster":
+        atoms = Atoms("Cu40", positions=rng.uniform(-6, 6, (40, 3)), pbc=False)
+    elif case == "cluster_in_huge_box":  # periodic, 300 A box: the grid is capped by the atom count
+        atoms = Atoms("Cu30", positions=rng.uniform(0, 9, (30, 3)), cell=np.eye(3) * 300.0, pbc=True)
+    elif case == "one_atom_small_cell":
+        atoms = Atoms("Cu", positions=[[0.3, 0.2, 0.1]], cell=np.diag([2.1, 2.4, 2.2]), pbc=True)
+        cutoff = 7.0
+    else:  # two atoms on a line, a zero-volume extent along the other directions
+        atoms = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]], pbc=False)
+    found = _check_against_ase([atoms], cutoff)
+    assert len(found) > 0
+
+
+def test_batch_of_mixed_structures_matches_ase_and_vesin():
+    rng = np.random.default_rng()
+    structures = [
+        _rattled(bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2)), rng),
+        Atoms(),  # an empty structure keeps its place in the batch
+        Atoms("Cu12", positions=rng.uniform(0, 7, (12, 3)), pbc=False),
+        _rattled(bulk("Ni", "bcc", a=2.9, cubic=True).repeat((3, 1, 2)), rng),
+        Atoms("Cu", positions=[[0.1, 0.2, 0.3]], cell=np.eye(3) * 20.0, pbc=True),  # alone, no pair
+    ]
+    cutoff = 5.5
+    centers = _check_against_ase(structures, cutoff)
+    # vesin, another independent search, structure by structure
+    _, neighbors, shifts, _ = _search(structures, cutoff)
+    lo = 0
+    for a in structures:
+        if len(a):
+            i, j, s = NeighborList(cutoff=cutoff, full_list=True).compute(
+                a.positions, _box(a), periodic=a.pbc, quantities="ijS")
+            i, j, s = _sorted(i.astype(np.int64) + lo, j.astype(np.int64) + lo, s.astype(np.int64))
+            mine = (centers >= lo) & (centers < lo + len(a))
+            np.testing.assert_array_equal(centers[mine], i)
+            np.testing.assert_array_equal(neighbors[mine], j)
+            np.testing.assert_array_equal(shifts[mine], s)
+        lo += len(a)
+
+
+def test_serial_and_parallel_variants_agree(monkeypatch):
+    rng = np.random.default_rng()
+    atoms = _rattled(bulk("Cu", "fcc", a=3.6).repeat((5, 5, 5)), rng)
+    serial = [_search([atoms], 6.0)]
+    monkeypatch.setattr(nb, "pick", lambda pair, work: pair[1])
+    parallel = _search([atoms], 6.0)
+    for a, b in zip(serial[0], parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_no_atoms_at_all():
+    centers, neighbors, shifts, offsets = _search([], 5.0)
+    assert centers.shape == (0,) and shifts.shape == (0, 3) and offsets.tolist() == [0]
+    centers, neighbors, shifts, offsets = _search([Atoms(), Atoms()], 5.0)
+    assert centers.shape == (0,) and offsets.tolist() == [0]
+
+
+def test_cutoff_far_beyond_the_cell_is_refused_not_wrapped():
+    atoms = Atoms("Cu", positions=[[0, 0, 0]], cell=np.eye(3) * 1e-3, pbc=True)
+    with pytest.raises(ValueError, match="images"):
+        _search([atoms], 1e4)
