@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from acepy.errors import TooManyPairsError
-from acepy.kernels.numba_cpu.neighbors import batch_pairs
+from acepy.kernels.numba_cpu.neighbors import batch_pairs, edge_vectors as _edge_vectors_numba
 
 from .batch import Batch
 
@@ -91,6 +91,16 @@ def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, graph: Graph) -> t
     is what makes the virial), so it is plain torch indexing and arithmetic.
     """
     # index_select rather than fancy indexing: same autograd, a good deal faster on the CPU.
+    if (positions.device.type == "cpu" and positions.dtype == torch.float64 and cell.dtype == torch.float64
+            and not (torch.is_grad_enabled() and (positions.requires_grad or cell.requires_grad))):
+        # no gradient wanted (the fast path, the neighbour search's own filter): one Numba pass
+        # over the edges; the torch formula below copies the cell once per edge for a batch of
+        # several structures (~75 ns per edge) and costs a dozen small ops for a small one
+        out = torch.empty((graph.n_edges, 3), dtype=torch.float64)
+        _edge_vectors_numba(positions.detach().contiguous().numpy(), cell.detach().contiguous().numpy(),
+                            graph.edge_system.numpy(), graph.centers.numpy(), graph.neighbors.numpy(),
+                            graph.shifts.numpy(), out.numpy())
+        return out
     shifts = graph.shifts.to(positions.dtype)
     if cell.shape[0] == 1:  # one structure: a plain product, no per-edge copy of the cell
         lattice = shifts @ cell[0]

@@ -190,8 +190,8 @@ def part_batch(potential: str, sizes, threads: int, have_pyace: bool) -> list[di
 
 
 _GROUPS = [  # (group, substrings of "file:function" that belong to it), first match wins
+    ("neighbour search + graph", ["kernels/numba_cpu/neighbors", "vesin", "acepy/graph.py"]),
     ("ACE kernels", ["kernels/numba_cpu", "kernels/triton_gpu"]),
-    ("neighbour search + graph", ["vesin", "acepy/graph.py"]),
     ("batch building", ["acepy/batch.py"]),
     ("scatter", ["kernels/scatter.py"]),
     ("ACE glue", ["acepy/models/ace.py", "acepy/models/radial", "acepy/models/embedding.py", "kernels/"]),

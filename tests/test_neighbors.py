@@ -151,3 +151,27 @@ def test_cutoff_far_beyond_the_cell_is_refused_not_wrapped():
     atoms = Atoms("Cu", positions=[[0, 0, 0]], cell=np.eye(3) * 1e-3, pbc=True)
     with pytest.raises(ValueError, match="images"):
         _search([atoms], 1e4)
+
+
+def test_edge_vectors_without_gradient_equal_the_differentiable_formula():
+    """``acepy.graph.edge_vectors`` takes a Numba pass when no gradient is wanted (float64, CPU) and
+    the torch formula otherwise: the same vectors, on a batch of several structures (per-edge cells)
+    and on one structure."""
+    import torch
+
+    from acepy import batch_from_atoms
+    from acepy.graph import edge_vectors, neighbor_graph
+
+    rng = np.random.default_rng()
+    structures = [_rattled(bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2)), rng),
+                  Atoms("Cu9", positions=rng.uniform(0, 6, (9, 3)), pbc=False),
+                  _rattled(bulk("Cu", "fcc", a=3.7, cubic=True).repeat((1, 2, 1)), rng)]
+    structures[2].set_cell(structures[2].cell[:] + rng.normal(scale=0.2, size=(3, 3)), scale_atoms=True)
+    for batch_structures in (structures, structures[:1]):
+        batch = batch_from_atoms(batch_structures)
+        graph = neighbor_graph(batch, 5.0)
+        fast = edge_vectors(batch.positions, batch.cell, graph)
+        positions = batch.positions.clone().requires_grad_(True)
+        exact = edge_vectors(positions, batch.cell, graph)
+        assert exact.requires_grad and not fast.requires_grad
+        np.testing.assert_allclose(fast.numpy(), exact.detach().numpy(), rtol=0, atol=1e-13)

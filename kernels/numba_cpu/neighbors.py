@@ -313,3 +313,28 @@ def batch_pairs(positions: np.ndarray, boxes: np.ndarray, pbc: np.ndarray, start
     pick(_fill, work)(*args, offsets, wrap, neighbors, shifts)
     centers = np.repeat(np.arange(n_atoms, dtype=np.int64), counts)
     return centers, neighbors, shifts, offsets
+
+
+def _edge_vectors_kernel(positions, cells, edge_system, centers, neighbors, shifts, out):
+    """``out[e] = x_j - x_i + S @ cell[b]``, the order of operations of ``acepy.graph.edge_vectors``'s
+    torch formula written out (the difference of positions plus the lattice vector)."""
+    for e in numba.prange(centers.shape[0]):
+        b = edge_system[e]
+        i = centers[e]
+        j = neighbors[e]
+        s0 = np.float64(shifts[e, 0])
+        s1 = np.float64(shifts[e, 1])
+        s2 = np.float64(shifts[e, 2])
+        for d in range(3):
+            lattice = s0 * cells[b, 0, d] + s1 * cells[b, 1, d] + s2 * cells[b, 2, d]
+            out[e, d] = (positions[j, d] - positions[i, d]) + lattice
+
+
+_edge_vectors = compile_pair(_edge_vectors_kernel)
+
+
+def edge_vectors(positions: np.ndarray, cells: np.ndarray, edge_system: np.ndarray, centers: np.ndarray,
+                 neighbors: np.ndarray, shifts: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The edge vectors (E, 3) of a float64 batch into ``out``, parallel over edges."""
+    pick(_edge_vectors, centers.shape[0])(positions, cells, edge_system, centers, neighbors, shifts, out)
+    return out
