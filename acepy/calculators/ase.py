@@ -255,7 +255,7 @@ class ACECalculator(Calculator):
             s = _numpy64(out["stress"][0])
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
         if self.grade is not None:  # per atom, with every calculation (as python-ace's calculator)
-            self.results["gamma"] = np.asarray(self.grade(self.atoms), dtype=np.float64)
+            self.results["gamma"] = _numpy64(self.grade.gamma(self.atoms, model=self.model))
 
 
     def get_hessian(self, atoms=None, method: str = "auto") -> np.ndarray:

@@ -11,7 +11,8 @@ data's "volume", > 1 outside (Lysogorskiy et al., "Active learning strategies fo
 expansion models", Phys. Rev. Materials 7, 043801 (2023); Podryabinkin & Shapeev, Comput. Mater.
 Sci. 140, 171 (2017)). Rows are python-ace's projections: for a linear embedding the B-basis
 function values per atom (rank 1 first, in the potential's function order); with ``full`` rows
-(python-ace's ``is_full``) dE_i/dc, one entry per (function, density).
+(python-ace's ``is_full``, ``pace_activeset -f``) dE_i/dc, one entry per (density, function),
+density-major (:mod:`acepy.fit.extrapolation`).
 
 Active sets are chosen with MaxVol (Goreinov, Oseledets, Savostyanov, Tyrtyshnikov and
 Zamarashkin, "How to find a good submatrix", in Matrix Methods: Theory, Algorithms and
