@@ -55,6 +55,11 @@ bench-rows: $(BENCH_STAMP)
 bench-coulomb: $(STAMP)
 	$(VPY) profiling/profile_coulomb.py $(BENCH_ARGS)
 
+# The extrapolation grade gamma through ASE against a force call and python-ace (profile_gamma.py, ~5 min)
+.PHONY: bench-gamma
+bench-gamma: $(BENCH_STAMP)
+	$(VPY) profiling/profile_gamma.py $(BENCH_ARGS)
+
 # The bundled Cu-EMT-fit: EMT labels + the linear fit (~2 min), then its checks against EMT (~7 min)
 .PHONY: fit-cu
 fit-cu: $(STAMP)
