@@ -33,16 +33,20 @@ def _sorted(i, j, s):
     return i[order], j[order], s[order]
 
 
-def _search(structures, cutoff):
+# both searches: pair by pair (structures up to SMALL_STRUCTURE atoms) and the cell list (the rest)
+SEARCHES = {"pairwise": 10**9, "cell_list": 0}
+
+
+def _search(structures, cutoff, small=nb.SMALL_STRUCTURE):
     pos = np.concatenate([a.positions for a in structures]) if structures else np.zeros((0, 3))
     boxes = np.array([_box(a) for a in structures]).reshape(-1, 3, 3)
     pbc = np.array([a.pbc for a in structures], dtype=bool).reshape(-1, 3)
     starts = np.concatenate([[0], np.cumsum([len(a) for a in structures])]).astype(np.int64)
-    return nb.batch_pairs(pos, boxes, pbc, starts, cutoff)
+    return nb.batch_pairs(pos, boxes, pbc, starts, cutoff, small)
 
 
-def _check_against_ase(structures, cutoff):
-    centers, neighbors, shifts, offsets = _search(structures, cutoff)
+def _check_against_ase(structures, cutoff, small=nb.SMALL_STRUCTURE):
+    centers, neighbors, shifts, offsets = _search(structures, cutoff, small)
     lo, expected = 0, []
     for a in structures:
         i, j, s = neighbor_list("ijS", a, cutoff)
@@ -68,7 +72,8 @@ def _rattled(atoms, rng, amount=0.1):
 
 @pytest.mark.parametrize("case", ["fcc8_big_cutoff", "fcc_far_outside", "triclinic", "skewed_small", "slab", "wire",
                                   "cluster", "cluster_in_huge_box", "one_atom_small_cell", "dimer_line"])
-def test_single_structures_match_ase(case):
+@pytest.mark.parametrize("search", sorted(SEARCHES))
+def test_single_structures_match_ase(case, search):
     rng = np.random.default_rng()
     cutoff = 5.0
     if case == "fcc8_big_cutoff":  # 8 atoms, cutoff > 2 cell heights: images in every direction
@@ -100,11 +105,12 @@ def test_single_structures_match_ase(case):
         cutoff = 7.0
     else:  # two atoms on a line, a zero-volume extent along the other directions
         atoms = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]], pbc=False)
-    found = _check_against_ase([atoms], cutoff)
+    found = _check_against_ase([atoms], cutoff, SEARCHES[search])
     assert len(found) > 0
 
 
-def test_batch_of_mixed_structures_matches_ase_and_vesin():
+@pytest.mark.parametrize("search", sorted(SEARCHES) + ["mixed"])
+def test_batch_of_mixed_structures_matches_ase_and_vesin(search):
     rng = np.random.default_rng()
     structures = [
         _rattled(bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2)), rng),
@@ -112,11 +118,13 @@ def test_batch_of_mixed_structures_matches_ase_and_vesin():
         Atoms("Cu12", positions=rng.uniform(0, 7, (12, 3)), pbc=False),
         _rattled(bulk("Ni", "bcc", a=2.9, cubic=True).repeat((3, 1, 2)), rng),
         Atoms("Cu", positions=[[0.1, 0.2, 0.3]], cell=np.eye(3) * 20.0, pbc=True),  # alone, no pair
+        _rattled(bulk("Cu", "fcc", a=3.6).repeat((3, 3, 3)), rng),
     ]
     cutoff = 5.5
-    centers = _check_against_ase(structures, cutoff)
+    small = {"mixed": 12, **SEARCHES}[search]  # mixed: the 12-atom structures pair by pair, the others binned
+    centers = _check_against_ase(structures, cutoff, small)
     # vesin, another independent search, structure by structure
-    _, neighbors, shifts, _ = _search(structures, cutoff)
+    _, neighbors, shifts, _ = _search(structures, cutoff, small)
     lo = 0
     for a in structures:
         if len(a):
@@ -130,13 +138,14 @@ def test_batch_of_mixed_structures_matches_ase_and_vesin():
         lo += len(a)
 
 
-def test_serial_and_parallel_variants_agree(monkeypatch):
+@pytest.mark.parametrize("search", sorted(SEARCHES))
+def test_serial_and_parallel_variants_agree(monkeypatch, search):
     rng = np.random.default_rng()
     atoms = _rattled(bulk("Cu", "fcc", a=3.6).repeat((5, 5, 5)), rng)
-    serial = [_search([atoms], 6.0)]
+    serial = _search([atoms], 6.0, SEARCHES[search])
     monkeypatch.setattr(nb, "pick", lambda pair, work: pair[1])
-    parallel = _search([atoms], 6.0)
-    for a, b in zip(serial[0], parallel):
+    parallel = _search([atoms], 6.0, SEARCHES[search])
+    for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a, b)
 
 
@@ -150,7 +159,7 @@ def test_no_atoms_at_all():
 def test_cutoff_far_beyond_the_cell_is_refused_not_wrapped():
     atoms = Atoms("Cu", positions=[[0, 0, 0]], cell=np.eye(3) * 1e-3, pbc=True)
     with pytest.raises(ValueError, match="images"):
-        _search([atoms], 1e4)
+        _search([atoms], 1e4, 0)
 
 
 def test_edge_vectors_without_gradient_equal_the_differentiable_formula():

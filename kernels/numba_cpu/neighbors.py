@@ -38,6 +38,10 @@ from ._compile import compile_pair, pick
 BINS_PER_ATOM = 0.5
 # bins per cutoff length
 SUBDIVISION = 3
+# structures with at most this many atoms are searched pair by pair (faster than the cell list up
+# to ~256 atoms, measured with cutoffs 5-8.75 A; each pair's images over the
+# range that can reach the cutoff), which comes out sorted: no bins, no sort
+SMALL_STRUCTURE = 256
 
 
 def _grids_kernel(positions, boxes, inverses, pbc, starts, cutoff, frac, wrap, n_bins, reach, lower, width,
@@ -121,15 +125,20 @@ _bin_of_jit = numba.njit(cache=True, inline="always")(_bin_of)
 
 
 def _count_kernel(wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin_atoms, atom_bin, n_bins, reach, lower,
-                  width, heights, pbc, cutoff, counts):
-    """counts[i]: candidates of atom i within the (padded) cutoff."""
+                  width, heights, pbc, cutoff, starts, wrap, small, counts):
+    """counts[i]: the pairs of atom i within the (padded) cutoff."""
     for i in numba.prange(wrapped.shape[0]):
-        counts[i] = _visit(i, wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin_atoms, atom_bin, n_bins,
-                           reach, lower, width, heights, pbc, cutoff, None, 0)
+        b = system_of[i]
+        if starts[b + 1] - starts[b] <= small:
+            counts[i] = _visit_small(i, starts[b], starts[b + 1], wrapped, frac, boxes, heights, pbc, b, cutoff, wrap,
+                                     None, None, 0)
+        else:
+            counts[i] = _visit(i, wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin_atoms, atom_bin,
+                               n_bins, reach, lower, width, heights, pbc, cutoff, None, 0)
 
 
 def _fill_kernel(wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin_atoms, atom_bin, n_bins, reach, lower,
-                 width, heights, pbc, cutoff, offsets, wrap, neighbors, shifts):
+                 width, heights, pbc, cutoff, starts, wrap, small, offsets, neighbors, shifts):
     """Each centre's slot ``offsets[i]:offsets[i + 1]``: its pairs, sorted by (j, S)."""
     for i in numba.prange(wrapped.shape[0]):
         start = offsets[i]
@@ -137,6 +146,10 @@ def _fill_kernel(wrapped, binned, frac, boxes, system_of, bin_first, bin_start, 
         if stop == start:
             continue
         b = system_of[i]
+        if starts[b + 1] - starts[b] <= small:
+            _visit_small(i, starts[b], starts[b + 1], wrapped, frac, boxes, heights, pbc, b, cutoff, wrap, neighbors,
+                         shifts, start)
+            continue
         m = max(reach[b, 0], max(reach[b, 1], reach[b, 2]))
         side = 2 * m + 1
         keys = np.empty(stop - start, dtype=np.int64)
@@ -239,6 +252,49 @@ def _gap(f, t, lower, width, height):
 
 
 _gap = numba.njit(cache=True, inline="always")(_gap)
+
+
+def _visit_small(i, lo, hi, wrapped, frac, boxes, heights, pbc, b, cutoff, wrap, neighbors, shifts, start):
+    """Atom i of a small structure (atoms lo..hi-1): every atom j in increasing order, and for each
+    the images s in increasing lexicographic order over the per-direction range that can reach the
+    cutoff (|f_j - f_i + s_d| h_d <= |r| < cutoff), so the pairs come out sorted by (j, S): no
+    bins and no sort. Counts them, and with ``neighbors`` writes them from ``start`` on."""
+    xi, yi, zi = wrapped[i, 0], wrapped[i, 1], wrapped[i, 2]
+    cutoff2 = cutoff * cutoff
+    found = 0
+    reach0 = cutoff / heights[b, 0] + 1e-9
+    reach1 = cutoff / heights[b, 1] + 1e-9
+    reach2 = cutoff / heights[b, 2] + 1e-9
+    for j in range(lo, hi):
+        d0 = frac[j, 0] - frac[i, 0]
+        d1 = frac[j, 1] - frac[i, 1]
+        d2 = frac[j, 2] - frac[i, 2]
+        a0, z0 = (int(math.ceil(-d0 - reach0)), int(math.floor(-d0 + reach0))) if pbc[b, 0] else (0, 0)
+        a1, z1 = (int(math.ceil(-d1 - reach1)), int(math.floor(-d1 + reach1))) if pbc[b, 1] else (0, 0)
+        a2, z2 = (int(math.ceil(-d2 - reach2)), int(math.floor(-d2 + reach2))) if pbc[b, 2] else (0, 0)
+        dx0 = wrapped[j, 0] - xi
+        dy0 = wrapped[j, 1] - yi
+        dz0 = wrapped[j, 2] - zi
+        for s0 in range(a0, z0 + 1):
+            for s1 in range(a1, z1 + 1):
+                for s2 in range(a2, z2 + 1):
+                    if j == i and s0 == 0 and s1 == 0 and s2 == 0:
+                        continue
+                    dx = dx0 + s0 * boxes[b, 0, 0] + s1 * boxes[b, 1, 0] + s2 * boxes[b, 2, 0]
+                    dy = dy0 + s0 * boxes[b, 0, 1] + s1 * boxes[b, 1, 1] + s2 * boxes[b, 2, 1]
+                    dz = dz0 + s0 * boxes[b, 0, 2] + s1 * boxes[b, 1, 2] + s2 * boxes[b, 2, 2]
+                    if dx * dx + dy * dy + dz * dz < cutoff2:
+                        if neighbors is not None:
+                            k = start + found
+                            neighbors[k] = j
+                            shifts[k, 0] = s0 - wrap[j, 0] + wrap[i, 0]
+                            shifts[k, 1] = s1 - wrap[j, 1] + wrap[i, 1]
+                            shifts[k, 2] = s2 - wrap[j, 2] + wrap[i, 2]
+                        found += 1
+    return found
+
+
+_visit_small = numba.njit(cache=True, fastmath=False)(_visit_small)
 _visit = numba.njit(cache=True, fastmath=False)(_visit)
 _count = compile_pair(_count_kernel)
 _fill = compile_pair(_fill_kernel)
@@ -269,10 +325,12 @@ def _bins_kernel(frac, starts, n_bins, lower, width, bin_first, atom_bin, bin_st
 _bins = numba.njit(cache=True, fastmath=False)(_bins_kernel)
 
 
-def batch_pairs(positions: np.ndarray, boxes: np.ndarray, pbc: np.ndarray, starts: np.ndarray, cutoff: float):
+def batch_pairs(positions: np.ndarray, boxes: np.ndarray, pbc: np.ndarray, starts: np.ndarray, cutoff: float,
+                small_structure: int = SMALL_STRUCTURE):
     """``(centers, neighbors, shifts, offsets)`` (int64 numpy) of every structure of a batch: see the
     module docstring. ``positions (N, 3)`` and ``boxes (B, 3, 3)`` float64 (invertible boxes: the
-    caller completes non-periodic rows), ``pbc (B, 3)`` bool, ``starts (B + 1,)`` int64."""
+    caller completes non-periodic rows), ``pbc (B, 3)`` bool, ``starts (B + 1,)`` int64. Structures
+    of at most ``small_structure`` atoms are searched pair by pair, the others with the cell list."""
     n_atoms, n_systems = positions.shape[0], boxes.shape[0]
     inverses = np.linalg.inv(boxes) if n_systems else boxes.copy()
     frac = np.empty((n_atoms, 3))
@@ -304,13 +362,13 @@ def batch_pairs(positions: np.ndarray, boxes: np.ndarray, pbc: np.ndarray, start
     binned = wrapped[bin_atoms]  # positions in bin order: the walk reads them contiguously
     args = (wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin_atoms, atom_bin, n_bins, reach, lower, width,
             heights, pbc, float(cutoff))
-    pick(_count, work)(*args, counts)
+    pick(_count, work)(*args, starts, wrap, small_structure, counts)
     offsets = np.zeros(n_atoms + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     n_edges = int(offsets[-1])
     neighbors = np.empty(n_edges, dtype=np.int64)
     shifts = np.empty((n_edges, 3), dtype=np.int64)
-    pick(_fill, work)(*args, offsets, wrap, neighbors, shifts)
+    pick(_fill, work)(*args, starts, wrap, small_structure, offsets, neighbors, shifts)
     centers = np.repeat(np.arange(n_atoms, dtype=np.int64), counts)
     return centers, neighbors, shifts, offsets
 
