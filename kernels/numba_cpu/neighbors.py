@@ -138,13 +138,15 @@ def _count_kernel(wrapped, binned, frac, boxes, system_of, bin_first, bin_start,
 
 
 def _fill_kernel(wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin_atoms, atom_bin, n_bins, reach, lower,
-                 width, heights, pbc, cutoff, starts, wrap, small, offsets, neighbors, shifts):
+                 width, heights, pbc, cutoff, starts, wrap, small, offsets, centers, neighbors, shifts):
     """Each centre's slot ``offsets[i]:offsets[i + 1]``: its pairs, sorted by (j, S)."""
     for i in numba.prange(wrapped.shape[0]):
         start = offsets[i]
         stop = offsets[i + 1]
         if stop == start:
             continue
+        for k in range(start, stop):
+            centers[k] = i
         b = system_of[i]
         if starts[b + 1] - starts[b] <= small:
             _visit_small(i, starts[b], starts[b + 1], wrapped, frac, boxes, heights, pbc, b, cutoff, wrap, neighbors,
@@ -368,8 +370,8 @@ def batch_pairs(positions: np.ndarray, boxes: np.ndarray, pbc: np.ndarray, start
     n_edges = int(offsets[-1])
     neighbors = np.empty(n_edges, dtype=np.int64)
     shifts = np.empty((n_edges, 3), dtype=np.int64)
-    pick(_fill, work)(*args, starts, wrap, small_structure, offsets, neighbors, shifts)
-    centers = np.repeat(np.arange(n_atoms, dtype=np.int64), counts)
+    centers = np.empty(n_edges, dtype=np.int64)
+    pick(_fill, work)(*args, starts, wrap, small_structure, offsets, centers, neighbors, shifts)
     return centers, neighbors, shifts, offsets
 
 
