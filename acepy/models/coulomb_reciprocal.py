@@ -20,6 +20,10 @@ power-of-two mesh, Darden et al., J. Chem. Phys. 98, 10089 (1993)). Its mesh is 
 so a rigid translation changes the energy by the interpolation error: PME forces do not sum to
 zero and its Hessian misses the acoustic sum rule by the same relative amount (~the requested
 accuracy; measured in tests/test_coulomb_pme.py).
+
+Position Hessians (:meth:`CoulombReciprocal.structure_hessians`) are exact second derivatives of
+these energies without autograd, in :mod:`.coulomb_hessians`: Ewald as matrix products over
+chunks of k-vectors, PME as a contraction of torch-pme's stencils with its mesh response (Numba).
 """
 
 from __future__ import annotations
@@ -46,9 +50,10 @@ def _torchpme():
     return torchpme
 
 
-def ewald_kvectors(cell: torch.Tensor, k_cutoff: float) -> torch.Tensor:
+def ewald_kvectors(cell: torch.Tensor, k_cutoff: float, half: bool = False) -> torch.Tensor:
     """All ``k = n @ (2 pi cell^-T)`` with integer ``n != 0`` and ``|k| <= k_cutoff`` (K, 3),
-    differentiable in ``cell`` (rows are the cell vectors)."""
+    differentiable in ``cell`` (rows are the cell vectors); ``half``: one of each pair ``+-k``
+    (the first nonzero component of ``n`` positive)."""
     recip = 2.0 * math.pi * torch.linalg.inv(cell).transpose(0, 1)  # rows b_a, a_i . b_j = 2 pi d_ij
     plain = recip.detach()
     # |n_a| = |k . a_a| / (2 pi) <= k_cutoff |a_a| / (2 pi)
@@ -57,6 +62,9 @@ def ewald_kvectors(cell: torch.Tensor, k_cutoff: float) -> torch.Tensor:
     n = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
     norm = torch.linalg.vector_norm(n @ plain, dim=1)
     keep = (norm <= k_cutoff) & (norm > 0)
+    if half:
+        n0, n1, n2 = n.unbind(dim=1)
+        keep = keep & ((n0 > 0) | ((n0 == 0) & ((n1 > 0) | ((n1 == 0) & (n2 > 0)))))
     return n[keep] @ recip
 
 
@@ -86,7 +94,7 @@ class CoulombReciprocal(Component):
 
     @property
     def hessian_route(self) -> str:
-        return "closed-form k-space sum" if self.method == "ewald" else "positions autograd"
+        return "k-space matrix products" if self.method == "ewald" else "mesh stencil contraction (Numba)"
 
     def _check_structure(self, batch, b: int) -> None:
         if not bool(batch.pbc[b].all()):
@@ -96,42 +104,25 @@ class CoulombReciprocal(Component):
         if abs(float(torch.linalg.det(batch.cell[b].detach()))) < 1e-12:
             raise StructureError(f"structure {b}: the periodic cell is singular (zero volume)")
 
-    def structure_hessians(self, batch, species) -> list[torch.Tensor] | None:
-        """Ewald: the position Hessian of the k-space sum per structure in closed form, or None
-        (PME: the stack differentiates the energy twice by autograd instead).
+    def structure_hessians(self, batch, species) -> list[torch.Tensor]:
+        """The position Hessian of the k-space sum per structure, exact and without autograd
+        (:mod:`.coulomb_hessians`): Ewald as matrix products over chunks of k-vectors, PME as a
+        contraction of its stencils with the mesh's response function (Numba, on the CPU)."""
+        from .coulomb_hessians import ewald_hessian, pme_hessian
 
-        With E = k/(2V) sum_k G(k) |S(k)|^2, S(k) = sum_j q_j exp(i k.r_j) (torch-pme's sum, G its
-        kernel), the second derivatives are, for i != j,
-        H_ij = (k/V) q_i q_j sum_k G(k) k k^T cos(k.(r_i - r_j)), and H_ii = -sum_(j != i) H_ij
-        (the self and background terms do not move with the atoms). One product of (K, n)
-        matrices per Cartesian pair instead of 3 n backward passes.
-        """
-        if self.method != "ewald":
-            return None
         q_all = self.charge_table.of(BatchGraph(batch, species))
         check_neutral(BatchGraph(batch, species), q_all, self.method)
-        potential = self.calculator.potential
         out = []
         with torch.no_grad():
             for b in range(batch.n_systems):
                 self._check_structure(batch, b)
                 lo, hi = int(batch.atom_offsets[b]), int(batch.atom_offsets[b + 1])
                 cell, x, q = batch.cell[b], batch.positions[lo:hi], q_all[lo:hi]
-                k = ewald_kvectors(cell, self.k_cutoff)  # (K, 3)
-                weight = potential.lr_from_k_sq((k * k).sum(dim=1)) * (self.k / torch.linalg.det(cell).abs())
-                phase = k @ x.T  # (K, n)
-                cos, sin = torch.cos(phase) * q, torch.sin(phase) * q
-                n = hi - lo
-                hess = x.new_empty((n, 3, n, 3))
-                for a in range(3):
-                    for c in range(a, 3):
-                        w = (weight * k[:, a] * k[:, c])[:, None]
-                        block = (w * cos).T @ cos + (w * sin).T @ sin  # (n, n): i != j entries are H_ij
-                        block.diagonal().zero_()
-                        block.diagonal().sub_(block.sum(dim=1))
-                        hess[:, a, :, c] = block
-                        hess[:, c, :, a] = block
-                out.append(hess)
+                if self.method == "pme":
+                    out.append(pme_hessian(self.calculator, cell, x, q, self.k))
+                else:
+                    half = ewald_kvectors(cell, self.k_cutoff, half=True)
+                    out.append(ewald_hessian(cell, x, q, half, self.calculator.potential, self.k))
         return out
 
     def _kspace(self, charges, cell, positions, kvectors):
