@@ -24,11 +24,19 @@ Machines are noisy: read the ratios (same run, interleaved rounds) and medians.
 
 from __future__ import annotations
 
+import os
+
+# ASE's optimisers and cell filters do their own small dense linear algebra (BFGS's eigh of a
+# 3(N+3)-square matrix, FrechetCellFilter's logm/expm) through numpy's OpenBLAS. With its default
+# thread count on this 2-core VM that takes 0.7 s per relaxation step, for every calculator alike
+# (40 BFGS steps of 32 atoms: 28 s with acepy and 28 s with python-ace; with one BLAS thread 0.6
+# and 0.8 s): the comparison would measure OpenBLAS. One BLAS thread (before numpy is imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import csv
 import datetime
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -170,11 +178,17 @@ print("RESULT " + json.dumps({{"total_s": total, "peak_mb": peak / 1024, "base_m
 """
 
 
+# the largest batch also run in one piece (no chunks), to show what chunks save
+ONE_PIECE_MAX = 10_000
+
+
 def part_batch(potential: str, sizes, threads: int, have_pyace: bool) -> list[dict]:
     rows = []
     modes = ["acepy chunked", "acepy one piece"] + (["pace recursive"] if have_pyace else [])
     for n in sizes:
         for mode in modes:
+            if mode == "acepy one piece" and n > ONE_PIECE_MAX:
+                continue  # 1.4e8 pairs in one piece would need ~50 GB: that is what chunks are for
             code = _BATCH_CHILD.format(here=str(HERE), potential=potential, n=n, mode=mode, threads=threads)
             env = {**os.environ, "TQDM_DISABLE": "1"}
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=HERE)
