@@ -154,12 +154,14 @@ def _fill_kernel(wrapped, binned, frac, boxes, system_of, bin_first, bin_start, 
             continue
         m = max(reach[b, 0], max(reach[b, 1], reach[b, 2]))
         side = 2 * m + 1
-        keys = np.empty(stop - start, dtype=np.int64)
+        # the slot of the output's neighbour column holds the sort keys first (no allocation per
+        # atom), sorted in place, then decoded into (j, S)
+        keys = neighbors[start:stop]
         _visit(i, wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin_atoms, atom_bin, n_bins, reach, lower,
                width, heights, pbc, cutoff, keys, side)
-        order = np.argsort(keys)
+        keys.sort()
         for k in range(stop - start):
-            key = keys[order[k]]
+            key = keys[k]
             s2 = key % side - m
             key //= side
             s1 = key % side - m
