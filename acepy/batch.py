@@ -65,9 +65,10 @@ class Batch:
         if p.device.type not in ("cpu", "cuda"):
             raise bad(f"batch tensors on device {str(p.device)!r}: acepy evaluates on 'cpu' and 'cuda' "
                       "(meta tensors carry no values)")
-        counts = torch.bincount(sidx, minlength=cell.shape[0]) if n else sidx.new_zeros(cell.shape[0])
-        offsets = torch.zeros(cell.shape[0] + 1, dtype=torch.int64, device=p.device)
-        offsets[1:] = torch.cumsum(counts, 0)
+        # first atom of each structure by a search in the sorted system_idx (bincount's output size
+        # depends on the largest value: a host sync on a GPU); validate() checks the sorting
+        structures = torch.arange(cell.shape[0] + 1, dtype=torch.int64, device=p.device)
+        offsets = torch.searchsorted(sidx, structures) if n else structures.new_zeros(cell.shape[0] + 1)
         object.__setattr__(self, "atom_offsets", offsets)
 
     @property

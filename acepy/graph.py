@@ -135,12 +135,14 @@ def filter_graph(graph: Graph, vectors_or_distances: torch.Tensor, cutoff: float
 
 
 def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_MAX_PAIRS,
-                   validated: bool = False) -> Graph:
+                   validated: bool = False, device=None, on_device: Batch | None = None) -> Graph:
     """All pairs with ``|r_ij| < cutoff`` in every structure of ``batch`` (see module docstring).
 
     One cell-list search over the whole batch (``acepy.kernels.numba_cpu.neighbors``: Numba,
     parallel over atoms), written straight in CSR order with global atom indices. The search runs
-    on the CPU whatever the batch's device and the result is moved back to it.
+    on the CPU whatever the batch's device and the result is moved back to it (or to ``device``);
+    ``on_device``, the same batch on a CUDA device: large periodic cells are searched there
+    (``acepy.graph_cuda``: vesin on the device tensors, the same graph).
 
     Before each search the number of pairs is estimated (:func:`estimate_pairs`: atom density
     times the cutoff sphere); above ``max_pairs`` (None: no limit) :class:`TooManyPairsError`
@@ -185,6 +187,11 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     # wrapped positions) can never drop a pair that ours (in the batch's dtype, from the given
     # positions) keeps: the final ``r < cutoff`` test below is the only one that decides.
     pad = _rounding_pad(pos64, cell64, torch.finfo(positions.dtype).eps, cutoff)
+    if on_device is not None and not unimodular:
+        from .graph_cuda import device_graph, use_device_search
+
+        if use_device_search(on_device, cpu, simple):
+            return device_graph(on_device, cpu, cutoff, pad)
     i, j, s, offsets = batch_pairs(pos64, boxes, pbc, starts.astype(np.int64), cutoff + pad)
     if unimodular:
         _map_back_shifts(i, j, s, offsets, starts, unimodular, batch.n_atoms)
@@ -202,7 +209,7 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     )
     keep = edge_vectors(positions, cell, superset).norm(dim=1) < cutoff
     graph = superset if bool(keep.all()) else superset.select(keep, cutoff)
-    return graph.to(batch.device)
+    return graph.to(batch.device if device is None else device)
 
 
 def _map_back_shifts(i, j, s, offsets, starts, unimodular: dict, n_atoms: int) -> None:
@@ -264,28 +271,36 @@ class GraphCache:
         self._topology: tuple | None = None  # cell, pbc, numbers, system_idx at the search
         self._positions: torch.Tensor | None = None  # positions the views were filtered for
         self._views: dict[float, Graph] = {}
+        self._device: torch.device | None = None  # where the views live
 
-    def graphs(self, batch: Batch, validated: bool = False) -> dict[float, Graph]:
-        """``{cutoff: Graph}`` for every distinct cutoff, valid for ``batch``'s geometry
-        (``validated``: :meth:`Batch.validate` ran on it already in this call)."""
+    def graphs(self, batch: Batch, validated: bool = False, host: Batch | None = None) -> dict[float, Graph]:
+        """``{cutoff: Graph}`` for every distinct cutoff, valid for ``batch``'s geometry, on its
+        device (``validated``: :meth:`Batch.validate` ran on it already in this call).
+
+        ``host``: the same batch's values on the CPU (the stack keeps one per call). The equality
+        tests, the search and the views then run on it and only the graphs are uploaded: no read
+        of device values, so no host sync on a GPU."""
         if not self.cutoffs:
             return {}
-        positions = batch.positions.detach()
-        topology = (batch.cell.detach(), batch.pbc, batch.numbers, batch.system_idx)
+        ref = batch if host is None else host  # the tensors the cache compares and searches
+        positions = ref.positions.detach()
+        topology = (ref.cell.detach(), ref.pbc, ref.numbers, ref.system_idx)
 
-        if self._search is not None and _all_equal(topology, self._topology):
+        if self._search is not None and self._device == batch.device and _all_equal(topology, self._topology):
             if _equal(positions, self._positions):
                 return dict(self._views)
             if self.skin > 0 and self._within_skin(positions):
-                self._make_views(batch)
+                self._make_views(ref if self._search.device == ref.device else batch, batch.device, positions)
                 return dict(self._views)
 
-        self._search = neighbor_graph(batch, self.cutoffs[-1] + self.skin, max_pairs=self.max_pairs,
-                                      validated=validated)
+        on_device = batch if host is not None else None  # large CUDA cells: searched there (graph_cuda)
+        self._search = neighbor_graph(ref, self.cutoffs[-1] + self.skin, max_pairs=self.max_pairs,
+                                      validated=validated, device=ref.device, on_device=on_device)
         self.n_searches += 1
+        self._device = batch.device
         self._search_positions = positions.clone()
         self._topology = tuple(t.clone() for t in topology)
-        self._make_views(batch)
+        self._make_views(ref if self._search.device == ref.device else batch, batch.device, positions)
         return dict(self._views)
 
     def _within_skin(self, positions: torch.Tensor) -> bool:
@@ -295,7 +310,9 @@ class GraphCache:
         moved = (positions - self._search_positions).norm(dim=1).max()
         return bool(moved <= 0.5 * self.skin)
 
-    def _make_views(self, batch: Batch) -> None:
+    def _make_views(self, ref: Batch, device: torch.device, key: torch.Tensor) -> None:
+        """The views of the search for ``ref``'s geometry (on the search's device), moved to
+        ``device``; ``key``: the positions the next call is compared with."""
         search = self._search
         views: dict[float, Graph] = {}
         distances = None
@@ -304,11 +321,11 @@ class GraphCache:
                 views[c] = search  # the search itself is the largest cutoff's graph (skin == 0)
                 continue
             if distances is None:
-                distances = edge_distances(batch.positions.detach(), batch.cell.detach(), search)
+                distances = edge_distances(ref.positions.detach(), ref.cell.detach(), search)
             views[c] = filter_graph(search, distances, c)
             self.n_views += 1
-        self._views = views
-        self._positions = batch.positions.detach().clone()
+        self._views = {c: g if g.device == device else g.to(device) for c, g in views.items()}
+        self._positions = key.clone()
 
 
 def _equal(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
@@ -319,7 +336,15 @@ def _equal(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
 
 
 def _all_equal(xs, ys) -> bool:
-    return ys is not None and all(_equal(x, y) for x, y in zip(xs, ys))
+    """Exact equality of every pair; off the CPU one fused test, so one host read instead of one
+    per tensor."""
+    if ys is None:
+        return False
+    if not all(x.shape == y.shape and x.dtype == y.dtype and x.device == y.device for x, y in zip(xs, ys)):
+        return False
+    if all(x.device.type == "cpu" for x in xs):
+        return all(bool(torch.equal(x, y)) for x, y in zip(xs, ys))
+    return bool(torch.stack([(x == y).all() for x, y in zip(xs, ys)]).all())
 
 
 def _check_cutoff(cutoff: float) -> None:

@@ -151,6 +151,15 @@ def build_spline_table(
     )
 
 
+def spline_range_flag(table: SplineTable, r: torch.Tensor, table_index: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool tensor, true when some distance is below the first node of its table or not
+    finite: the test of :func:`check_spline_range` without the host read (the caller reads it
+    once with its other checks, then calls :func:`check_spline_range` for the message).
+    ``table_index`` must lie in ``[0, T)``."""
+    x = r.detach().double() * table.rscale[table_index]
+    return ~((x >= 1.0) & torch.isfinite(x)).all()
+
+
 def check_spline_range(table: SplineTable, r: torch.Tensor, table_index: torch.Tensor) -> None:
     """The value checks of :func:`spline_eval` (they read values: a host sync on a GPU): every
     table index lies in ``[0, T)`` (``IndexError``) and every distance is finite and at or above

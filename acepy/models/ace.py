@@ -56,6 +56,9 @@ from .radial import RadialValues, cutoff_func_poly, radial_basis
 # on the backends that do not fuse them) to tens of MB. Smaller chunks measured no faster (the
 # Python work per chunk grows), larger ones no faster either (2048 Cu atoms, 287k edges).
 EDGE_CHUNK = 1 << 15
+# On a GPU a chunk costs a host read of the CSR offsets (its bounds) and a few dozen launches: 2^20
+# edges (about 2.5 GB of work arrays) keep a 32k-atom cell to a couple of chunks.
+EDGE_CHUNK_CUDA = 1 << 20
 
 
 @dataclass
@@ -79,6 +82,9 @@ class _Edges:
     r: torch.Tensor
     offsets: torch.Tensor  # (N+1,) CSR of the edges by centre
     kept: torch.Tensor | None  # indices of the kept input edges, None when all are kept
+    # with _prepare(defer=True): a 0-d bool tensor, true when some distance is outside the radial
+    # tables (read once with the call's other checks); None when checked already or nothing to check
+    bad_range: torch.Tensor | None = None
 
     def slice(self, a0: int, a1: int, e0: int, e1: int) -> "_Edges":
         """The edges of atoms a0..a1-1 (edges e0..e1-1), with centres and offsets local to the chunk."""
@@ -105,6 +111,8 @@ class ACE(Component):
         # per ordered pair (from the radial basis): r < rc makes a neighbour; the zbl energy-level cutoff
         self._pair_cutoffs = torch.as_tensor(self.radial.cutoffs, dtype=dtype, device=self.device)
         self.cutoff = self.radial.cutoffmax
+        # a graph at or inside this cutoff holds no edge beyond its pair's cutoff: nothing to drop
+        self._min_pair_cutoff = float(np.min(self.radial.cutoffs))
         if self.inner_cutoff_type == "zbl":
             self._r_in = torch.as_tensor(self.radial.rcut_in, dtype=dtype, device=self.device)
             self._d_in = torch.as_tensor(self.radial.dcut_in, dtype=dtype, device=self.device)
@@ -170,20 +178,33 @@ class ACE(Component):
         self._rank1_host = self._rank1.cpu().numpy()  # the Numba fast path's copy
 
     # ---- shared steps -------------------------------------------------------------------------
-    def _prepare(self, inputs: BatchGraph) -> _Edges:
+    def _prepare(self, inputs: BatchGraph, defer: bool = False) -> _Edges:
         """Once per call: keep the edges inside their pair's cutoff (PACE: r < rcut) and check every
         kept distance against the radial tables (too-close atoms raise :class:`TooCloseError`
-        naming them). The graph's CSR offsets are reused when no edge is dropped."""
+        naming them). The graph's CSR offsets are reused when no edge is dropped: always when no
+        pair cutoff is below the graph's (then nothing is read). ``defer``: the range check is
+        left as the device flag ``bad_range`` for the caller to read with its others
+        (:meth:`_raise_range`); the species are the stack's, in range."""
         species, centers, neighbors = inputs.species, inputs.centers, inputs.neighbors
         vectors, r = inputs.vectors, inputs.distances
         mu_i, mu_j = species[centers], species[neighbors]
-        keep = r.detach() < self._pair_cutoffs[mu_i, mu_j]
         kept, offsets = None, inputs.offsets
-        if not bool(keep.all()):
-            kept = torch.nonzero(keep).squeeze(1)
-            centers, neighbors, vectors, r, mu_i, mu_j = (t.index_select(0, kept)
-                                                          for t in (centers, neighbors, vectors, r, mu_i, mu_j))
-            offsets = csr_offsets(centers, inputs.n_atoms)
+        graph_cutoff = getattr(inputs.graph, "cutoff", None)
+        if graph_cutoff is None or graph_cutoff > self._min_pair_cutoff:
+            keep = r.detach() < self._pair_cutoffs[mu_i, mu_j]
+            if not bool(keep.all()):
+                kept = torch.nonzero(keep).squeeze(1)
+                centers, neighbors, vectors, r, mu_i, mu_j = (t.index_select(0, kept)
+                                                              for t in (centers, neighbors, vectors, r, mu_i, mu_j))
+                offsets = csr_offsets(centers, inputs.n_atoms)
+        if defer:
+            return _Edges(centers, neighbors, mu_i, mu_j, vectors, r, offsets, kept,
+                          self.radial.distance_flag(r.detach(), mu_i, mu_j))
+        self._raise_range(inputs, centers, mu_i, mu_j, r, kept)
+        return _Edges(centers, neighbors, mu_i, mu_j, vectors, r, offsets, kept)
+
+    def _raise_range(self, inputs: BatchGraph, centers, mu_i, mu_j, r, kept) -> None:
+        """:class:`TooCloseError` naming the first pair closer than the radial tables reach."""
         try:
             self.radial.check_distances(r.detach(), mu_i, mu_j)
         except SplineRangeError as err:
@@ -193,7 +214,6 @@ class ACE(Component):
                 f"apart: closer than the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
                 f"{self.elements[int(mu_j[e])]} (PACE stops here too)"
             ) from None
-        return _Edges(centers, neighbors, mu_i, mu_j, vectors, r, offsets, kept)
 
     def _densities(self, species, edges: _Edges, rad: RadialValues, backend):
         """Forward pass: rho (N, P) of the rank >= 2 functions, A1 (N, nel*nradbase), rho_core (N,),
@@ -236,7 +256,8 @@ class ACE(Component):
         is_min = d.detach() == d_min[centers]
         edge_ids = torch.arange(d.numel(), device=r.device)
         first = torch.full((n_atoms,), d.numel(), dtype=torch.long, device=r.device)
-        first = first.scatter_reduce(0, centers[is_min], edge_ids[is_min], reduce="amin")
+        # no boolean-mask gather (its size depends on values: a host sync on a GPU)
+        first = first.scatter_reduce(0, centers, torch.where(is_min, edge_ids, d.numel()), reduce="amin")
         has = first < d.numel()
         safe = torch.where(has, first, torch.zeros_like(first))
         delta = d_in[safe]
@@ -250,14 +271,19 @@ class ACE(Component):
         dE/df_zbl (N,) (analytic: the fast path uses no autograd)."""
         n_atoms = species.shape[0]
         rho = rho_hi + torch.einsum("ik,ikp->ip", a1, self._rank1[species])
+        if derivatives and self.nelements > 1:  # the fast path (no autograd): masks, no nonzero
+            return self._site_energies_masked(species, rho, core, f_zbl)
         energies = rho.new_zeros(n_atoms)
         d_rho = torch.zeros_like(rho) if derivatives else None
         d_core = rho.new_zeros(n_atoms) if derivatives else None
         d_f = rho.new_zeros(n_atoms) if derivatives else None
         for mu, emb in enumerate(self._embeddings):
-            atoms = torch.nonzero(species == mu).squeeze(1)
-            if atoms.numel() == 0:
-                continue
+            if self.nelements == 1:  # every atom: no index to find (a nonzero is a host sync on a GPU)
+                atoms = slice(None)
+            else:
+                atoms = torch.nonzero(species == mu).squeeze(1)
+                if atoms.numel() == 0:
+                    continue
             rho_mu = rho[atoms, : emb.ndensity]
             c = core[atoms]
             if derivatives:
@@ -277,7 +303,34 @@ class ACE(Component):
                     d_core[atoms] = f_emb * df + 1.0
             if derivatives:
                 d_rho[atoms, : emb.ndensity] = df_emb * f[:, None]
-            energies = energies.index_put((atoms,), e)
+            energies = e if self.nelements == 1 else energies.index_put((atoms,), e)
+        return energies, d_rho, d_core, d_f
+
+    def _site_energies_masked(self, species, rho, core, f_zbl):
+        """:meth:`_site_energies_from` with derivatives for several species, by masks: each
+        species' embedding is evaluated on every atom and kept where the atom has that species
+        (a nonzero per species and chunk is a host sync on a GPU; the embedding is cheap next to
+        the product basis). Values of the other atoms are discarded by ``torch.where``, even if
+        not finite. Not for autograd (a discarded NaN would reach the gradient)."""
+        energies = rho.new_zeros(species.shape[0])
+        d_rho = torch.zeros_like(rho)
+        d_core = torch.zeros_like(energies)
+        d_f = torch.zeros_like(energies)
+        for mu, emb in enumerate(self._embeddings):
+            mask = species == mu
+            p = emb.ndensity
+            f_emb, df_emb = embedding_energy_and_derivative(rho[:, :p], emb.fs_parameters, emb.npoti)
+            if self.inner_cutoff_type == "zbl":
+                f = f_zbl
+                e = f_emb * f + core * (1.0 - f)
+                d_core = torch.where(mask, 1.0 - f, d_core)
+                d_f = torch.where(mask, f_emb - core, d_f)
+            else:
+                f, df = density_inner_cutoff(core, emb.rho_cut, emb.drho_cut)
+                e = f_emb * f + core
+                d_core = torch.where(mask, f_emb * df + 1.0, d_core)
+            energies = torch.where(mask, e, energies)
+            d_rho[:, :p] = torch.where(mask[:, None], df_emb * f[:, None], d_rho[:, :p])
         return energies, d_rho, d_core, d_f
 
     # ---- the exact path -----------------------------------------------------------------------
@@ -302,22 +355,33 @@ class ACE(Component):
         whose edges fit :data:`EDGE_CHUNK`."""
         species, vectors = inputs.species, inputs.vectors.detach()
         n_atoms = species.shape[0]
-        edges = self._prepare(inputs)
+        edges = self._prepare(inputs, defer=True)
         n_edges = edges.r.shape[0]
         energies = vectors.new_zeros(n_atoms)
         grads = vectors.new_zeros((n_edges, 3))
-        offsets = edges.offsets.cpu().numpy()  # chunk boundaries on the host, read once
-        # as many chunks as EDGE_CHUNK needs, of even size (no small last chunk paying the per-chunk cost)
-        n_chunks = max(1, -(-n_edges // EDGE_CHUNK))
-        bounds = _chunk_bounds(offsets, -(-n_edges // n_chunks) if n_edges else EDGE_CHUNK)
+        chunk = EDGE_CHUNK_CUDA if vectors.device.type == "cuda" else EDGE_CHUNK
+        if n_edges <= chunk:  # one chunk: no bounds to read
+            bounds, offsets = [0, n_atoms], None
+        else:
+            offsets = edges.offsets.cpu().numpy()  # chunk boundaries on the host, read once
+            # as many chunks as the size needs, of even size (no small last chunk paying the per-chunk cost)
+            n_chunks = -(-n_edges // chunk)
+            bounds = _chunk_bounds(offsets, -(-n_edges // n_chunks))
         for a0, a1 in zip(bounds[:-1], bounds[1:]):
-            e0, e1 = int(offsets[a0]), int(offsets[a1])
+            e0, e1 = (0, n_edges) if offsets is None else (int(offsets[a0]), int(offsets[a1]))
             energies[a0:a1], grads[e0:e1] = self._fast_chunk(species[a0:a1], edges.slice(a0, a1, e0, e1), backend)
         if edges.kept is not None:
             out = vectors.new_zeros(vectors.shape)
             out[edges.kept] = grads
             grads = out
-        self._check_finite(inputs, energies, grads)
+        # one host read for every check of the call: distances in the tables, finite results
+        bad = ~(torch.isfinite(energies).all() & torch.isfinite(grads).all())
+        if edges.bad_range is not None:
+            bad = bad | edges.bad_range
+        if bool(bad):
+            if edges.bad_range is not None:
+                self._raise_range(inputs, edges.centers, edges.mu_i, edges.mu_j, edges.r, edges.kept)
+            self._check_finite(inputs, energies, grads)
         return energies, grads
 
     def _check_finite(self, inputs: BatchGraph, energies: torch.Tensor, grads: torch.Tensor | None = None) -> None:
@@ -363,9 +427,10 @@ class ACE(Component):
         d_a1 = d_a1.reshape(n_atoms * self.nelements, self.nradbase)
         rows = edges.centers * self.nelements + edges.mu_j
         radial_scalar = (d_a1[rows] * rad.dgk).sum(1) + d_core[edges.centers] * rad.dcr
-        if zbl_edge is not None:
-            has = zbl_edge >= 0
-            radial_scalar = radial_scalar.index_add(0, zbl_edge[has], (d_f * df_zbl)[has])
+        if zbl_edge is not None and radial_scalar.numel():
+            has = zbl_edge >= 0  # no boolean-mask gather: atoms without an edge add 0 to edge 0
+            radial_scalar = radial_scalar.index_add(0, torch.where(has, zbl_edge, 0),
+                                                    torch.where(has, d_f * df_zbl, 0.0))
         g = radial_scalar[:, None] * edges.vectors / edges.r[:, None]
         if a_re is not None:
             ga_re, ga_im = product_basis_adjoint(a_re, a_im, species, self.plan, d_rho, backend=backend, check=False)

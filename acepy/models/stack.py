@@ -81,6 +81,7 @@ class Stack:
         table = torch.full((119,), -1, dtype=torch.long)
         for mu, el in enumerate(self.elements):
             table[atomic_numbers[el]] = mu
+        self._species_table_host = table
         self._species_table = table.to(self.device)
         # max_pairs: the limit of the pair estimate before each neighbour search (TooManyPairsError)
         self.graph_cache = GraphCache([c.cutoff for c in self.components], skin=skin, max_pairs=max_pairs)
@@ -103,17 +104,21 @@ class Stack:
 
     # ---- inputs -------------------------------------------------------------------------------
     def species_of(self, numbers: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
-        """Species index of every atom; an element the stack lacks raises, naming the atom (and,
-        given the batch, its structure and its index there)."""
+        """Species index of every atom, on the device of ``numbers``; an element the stack lacks
+        raises, naming the atom (and, given the batch, its structure and its index there).
+
+        The check reads values (host syncs on a GPU): :meth:`_evaluate` gives it the host copy of
+        the numbers and uploads the result."""
         from ase.data import chemical_symbols
 
         def where(i: int) -> str:
             return f"atom {i}" if batch is None else BatchGraph(batch, numbers).describe_atom(i)
 
+        table = self._species_table_host if numbers.device.type == "cpu" else self._species_table
         if numbers.numel() and (int(numbers.min()) < 0 or int(numbers.max()) > 118):
             i = int(torch.nonzero((numbers < 0) | (numbers > 118))[0])
             raise StructureError(f"{where(i)}: atomic number {int(numbers[i])} is not in 0..118")
-        species = self._species_table[numbers]
+        species = table[numbers]
         bad = species < 0
         if bool(bad.any()):
             i = int(torch.nonzero(bad)[0])
@@ -126,17 +131,29 @@ class Stack:
     def _batch(self, structures) -> Batch:
         """The call's batch, its values checked once (``batch_from_atoms`` checks what it builds; a
         Batch given is checked here): the neighbour search is then told not to check again."""
+        return self._host_inputs(structures)[0]
+
+    def _host_inputs(self, structures) -> tuple[Batch, Batch]:
+        """``(batch, host)``: the call's batch on the model's device and dtype, and the same values
+        on the CPU (the same object on a CPU model). On CUDA every value check of the call (the
+        batch's, the species', the stress decision, the graph cache's equality tests, the Numba
+        neighbour search) reads the host copy, so none of them waits for the device; an ASE input
+        is built on the host and uploaded once."""
         if isinstance(structures, Batch):
-            batch = structures.validate()
+            host = structures.to("cpu").validate()  # one copy down of a device batch, checked there
+            batch = structures.to(self.device, self.dtype)
+            host = batch if batch.device.type == "cpu" else host.to("cpu", self.dtype)
         else:
-            batch = batch_from_atoms(structures, self.device, self.dtype, charges=self._needs("charges"))
-        batch = batch.to(self.device, self.dtype)
+            host = batch_from_atoms(structures, "cpu", self.dtype, charges=self._needs("charges"))
+            # cast on the host (float64 -> float32 with its shift to the origin: the same
+            # arithmetic as on the device), then one upload
+            batch = host.to(self.device)
         for comp in self.components:
             for name in getattr(comp, "per_atom_data", ()):
                 if getattr(batch, name, None) is None:
                     raise ValueError(f"{type(comp).__name__} needs per-atom {name}; the batch has none (build it "
                                      f"with acepy.batch_from_atoms(..., {name}=True))")
-        return batch
+        return batch, host
 
     def _needs(self, name: str) -> bool:
         return any(name in getattr(c, "per_atom_data", ()) for c in self.components)
@@ -159,9 +176,9 @@ class Stack:
         whose tensors require grad (``batch.requires_grad_()``) and take forces, stress, Hessians
         from autograd. ``evaluate`` gives the same forces and stress to rounding.
         """
-        batch = self._batch(structures)
-        species = self.species_of(batch.numbers, batch)
-        graphs = self.graph_cache.graphs(batch, validated=True)
+        batch, host = self._host_inputs(structures)
+        species = self.species_of(host.numbers, host).to(self.device)
+        graphs = self.graph_cache.graphs(batch, validated=True, host=host)
         shared: dict[float, BatchGraph] = {}
         energies = batch.positions.new_zeros(batch.n_atoms)
         energy = batch.positions.new_zeros(batch.n_systems)
@@ -249,7 +266,7 @@ class Stack:
         ``num_threads``: the CPU thread count of this call (default: the model's).
 
         Many structures (a list or a Batch) are evaluated in chunks of whole structures whose
-        estimated neighbour pairs stay under ``chunk_pairs`` (default 2^21, about 0.8 GB), so that
+        estimated neighbour pairs stay under ``chunk_pairs`` (default 2^19, about 0.2 GB), so that
         memory stays bounded however many structures come in one call; the result is that of one
         call. ``progress``: a progress bar over the chunks (None: for 1000 structures or more).
         """
@@ -264,21 +281,16 @@ class Stack:
 
     def _evaluate(self, structures, compute_forces, compute_stress, timings) -> dict:
         clock = _Clock(timings, self.device)
-        batch = self._batch(structures)
-        volumes = batch.volumes()
-        if compute_stress is None:
-            compute_stress = compute_forces and batch.n_systems > 0 and bool((volumes > 0).all())
-        elif compute_stress and bool((volumes <= 0).any()):
-            b = int(torch.nonzero(volumes <= 0)[0])
-            raise ValueError(f"structure {b}: stress needs a cell of non-zero volume")
-        species = self.species_of(batch.numbers, batch)
+        batch, host = self._host_inputs(structures)
+        compute_stress = _stress_decision(host, compute_forces, compute_stress)
+        species = self.species_of(host.numbers, host).to(self.device)
         n, b = batch.n_atoms, batch.n_systems
         energies = torch.zeros(n, dtype=self.dtype, device=self.device)
         energy = torch.zeros(b, dtype=self.dtype, device=self.device)
         forces = torch.zeros((n, 3), dtype=self.dtype, device=self.device)
         virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
         with clock("neighbours"):
-            graphs = self.graph_cache.graphs(batch, validated=True)
+            graphs = self.graph_cache.graphs(batch, validated=True, host=host)
         need_grad = bool(compute_forces or compute_stress)
         shared: dict[float, BatchGraph] = {}
         summed: dict[float, torch.Tensor] = {}  # cutoff -> summed edge gradients: one scatter per graph
@@ -316,8 +328,20 @@ class Stack:
             out["forces"] = forces
         if compute_stress:
             out["virials"] = virials
-            out["stress"] = -virials / volumes.reshape(-1, 1, 1)
+            out["stress"] = -virials / batch.volumes().reshape(-1, 1, 1)
         return out
+
+
+def _stress_decision(host: Batch, compute_forces: bool, compute_stress: bool | None) -> bool:
+    """Whether the call computes stress, from the host copy of the cells: by default when every
+    structure has a cell of non-zero volume; on request, raising for a structure without one."""
+    volumes = host.volumes()
+    if compute_stress is None:
+        return bool(compute_forces and host.n_systems > 0 and bool((volumes > 0).all()))
+    if compute_stress and bool((volumes <= 0).any()):
+        b = int(torch.nonzero(volumes <= 0)[0])
+        raise ValueError(f"structure {b}: stress needs a cell of non-zero volume")
+    return bool(compute_stress)
 
 
 def _exact_edge_grads(comp, inputs: BatchGraph):

@@ -16,7 +16,7 @@ import torch
 
 from acepy.errors import PotentialFileError
 from acepy.kernels import SplineTable
-from acepy.kernels.spline import check_spline_range
+from acepy.kernels.spline import check_spline_range, spline_range_flag
 from acepy.spec import ACEPotentialSpec
 
 
@@ -167,6 +167,16 @@ class RadialBasis(ABC):
         if table is None:
             return
         check_spline_range(table, r, self._table_index(mu_i, mu_j))
+
+    def distance_flag(self, r: torch.Tensor, mu_i: torch.Tensor, mu_j: torch.Tensor) -> torch.Tensor | None:
+        """The range test of :meth:`check_distances` as a 0-d bool tensor on ``r``'s device (true:
+        some distance is below its table or not finite), without reading it: the caller reads it
+        with its other checks in one host read and calls :meth:`check_distances` for the details.
+        None for an analytic kind (nothing to test); the species indices are the caller's to vouch for."""
+        table = self._lookup_table()
+        if table is None or r.shape[0] == 0:
+            return None
+        return spline_range_flag(table, r, self._table_index(mu_i, mu_j))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(elements={self.elements}, nradbase={self.nradbase}, "
