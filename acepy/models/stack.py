@@ -282,7 +282,7 @@ class Stack:
     def _evaluate(self, structures, compute_forces, compute_stress, timings) -> dict:
         clock = _Clock(timings, self.device)
         batch, host = self._host_inputs(structures)
-        compute_stress = _stress_decision(host, compute_forces, compute_stress)
+        compute_stress, host_volumes = _stress_decision(host, compute_forces, compute_stress)
         species = self.species_of(host.numbers, host).to(self.device)
         n, b = batch.n_atoms, batch.n_systems
         energies = torch.zeros(n, dtype=self.dtype, device=self.device)
@@ -328,20 +328,23 @@ class Stack:
             out["forces"] = forces
         if compute_stress:
             out["virials"] = virials
-            out["stress"] = -virials / batch.volumes().reshape(-1, 1, 1)
+            # a CPU model's batch is its host copy: its volumes are computed already
+            volumes = host_volumes if batch is host else batch.volumes()
+            out["stress"] = -virials / volumes.reshape(-1, 1, 1)
         return out
 
 
-def _stress_decision(host: Batch, compute_forces: bool, compute_stress: bool | None) -> bool:
+def _stress_decision(host: Batch, compute_forces: bool, compute_stress: bool | None) -> tuple[bool, torch.Tensor]:
     """Whether the call computes stress, from the host copy of the cells: by default when every
-    structure has a cell of non-zero volume; on request, raising for a structure without one."""
+    structure has a cell of non-zero volume; on request, raising for a structure without one.
+    Returns the decision and the host volumes (B,)."""
     volumes = host.volumes()
     if compute_stress is None:
-        return bool(compute_forces and host.n_systems > 0 and bool((volumes > 0).all()))
+        return bool(compute_forces and host.n_systems > 0 and bool((volumes > 0).all())), volumes
     if compute_stress and bool((volumes <= 0).any()):
         b = int(torch.nonzero(volumes <= 0)[0])
         raise ValueError(f"structure {b}: stress needs a cell of non-zero volume")
-    return bool(compute_stress)
+    return bool(compute_stress), volumes
 
 
 def _exact_edge_grads(comp, inputs: BatchGraph):
