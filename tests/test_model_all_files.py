@@ -104,28 +104,44 @@ def test_finite_differences(name, table, backend):
     def energy(x):
         return float(model.evaluate(x, compute_forces=False, compute_stress=False)["energy"][0])
 
+    def central(i, a, step):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[i, a] += step
+        minus.positions[i, a] -= step
+        return -(energy(plus) - energy(minus)) / (2 * step)
+
     n = len(atoms)
     loose = max([v for k, v in NOISY.items() if k in name], default=1.0)
     for i, a in [(0, int(rng.integers(3))), (int(rng.integers(1, n)), int(rng.integers(3)))]:
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.positions[i, a] += h
-        minus.positions[i, a] -= h
-        fd = -(energy(plus) - energy(minus)) / (2 * h)
+        fd = central(i, a, h)
         f = float(out["forces"][i, a])
-        assert f == pytest.approx(fd, abs=loose * (2e-6 + 5e-7 * abs(fd))), f"{name}: F[{i},{a}] (seed {seed})"
+        tol = loose * (2e-6 + 5e-7 * abs(fd))
+        if abs(f - fd) > tol:
+            # a step across a spline node (C1 tables: F' jumps there) errs in proportion to the step:
+            # a seed-3411358757 crystal of a generated rhocore stand-in gave 1.5e-4, 1.4e-5, 5e-9 eV/A at
+            # h = 1e-3, 1e-4, 1e-5. A tenth of the step, same bound (a wrong force fails both)
+            fd = central(i, a, h / 10)
+        assert f == pytest.approx(fd, abs=tol), f"{name}: F[{i},{a}] (seed {seed})"
     volume = atoms.get_volume()
     h = 1e-5
-    for a, b in [(k := int(rng.integers(3)), k), tuple(rng.permutation(3)[:2])]:
-        unit = np.zeros((3, 3))
-        unit[a, b] = unit[b, a] = 0.5 if a != b else 1.0
+
+    def strained(unit, step):
         e = []
-        for d in (h, -h):
+        for d in (step, -step):
             x = atoms.copy()
             x.set_cell(atoms.cell[:] @ (np.eye(3) + d * unit), scale_atoms=True)
             e.append(energy(x))
-        fd = (e[0] - e[1]) / (2 * h) / volume
+        return (e[0] - e[1]) / (2 * step) / volume
+
+    for a, b in [(k := int(rng.integers(3)), k), tuple(rng.permutation(3)[:2])]:
+        unit = np.zeros((3, 3))
+        unit[a, b] = unit[b, a] = 0.5 if a != b else 1.0
+        fd = strained(unit, h)
         s = float(out["stress"][0, a, b])
-        assert s == pytest.approx(fd, abs=loose * (5e-7 + 2e-8 * abs(fd))), f"{name}: stress[{a},{b}] (seed {seed})"
+        tol = loose * (5e-7 + 2e-8 * abs(fd))
+        if abs(s - fd) > tol:  # a strain step across spline nodes: a tenth of it, same bound (as for forces)
+            fd = strained(unit, h / 10)
+        assert s == pytest.approx(fd, abs=tol), f"{name}: stress[{a},{b}] (seed {seed})"
 
 
 @pytest.mark.parametrize("name,table", FILES)
