@@ -44,6 +44,7 @@ from acepy.kernels import (
     segment_sum,
 )
 
+from acepy.kernels.numba_cpu.ace_fused import ace_energies_and_edge_grads
 from acepy.kernels.numba_cpu.embedding import embedding_tables, site_energies_and_derivatives
 
 from .component import BatchGraph, Component
@@ -124,6 +125,7 @@ class ACE(Component):
         self.max_ndensity = max(e.ndensity for e in self._embeddings)
         self._embedding_tables = embedding_tables(self._embeddings, self.max_ndensity)
         self._compile_functions()
+        self._fused = self._fused_layout()
 
     # ---- construction -------------------------------------------------------------------------
     def _half_column(self, mu: int, n: int, l: int, m: int) -> int:
@@ -176,6 +178,25 @@ class ACE(Component):
         self.plan.validate(nel * self.nradmax * self.n_half)  # once: the chunks skip value checks
         self._rank1 = torch.as_tensor(rank1, dtype=self.dtype, device=dev)
         self._rank1_host = self._rank1.cpu().numpy()  # the Numba fast path's copy
+
+    def _fused_layout(self):
+        """What the fused Numba kernel (``kernels/numba_cpu/ace_fused.py``) needs to read the radial
+        table: ``(table, rnl_col, core_col, zbl)``, or None for a radial kind without a table
+        (SHIPs: the staged kernels run it)."""
+        kind = self.radial.kind
+        if kind not in ("pace", "spline"):
+            return None
+        n_l, nb = self.lmax + 1, self.nradbase
+        n, l = np.meshgrid(np.arange(self.nradmax), np.arange(n_l), indexing="ij")
+        if kind == "pace":  # columns [g_k | R_nl as [n][l] | core] (radial/pace.py)
+            rnl_col, core_col = nb + n * n_l + l, nb + self.nradmax * n_l
+        else:  # ACEpotentials splines: R_nl = g_n for every l, no core repulsion
+            rnl_col, core_col = n + 0 * l, -1
+        zbl = None
+        if self.inner_cutoff_type == "zbl":
+            zbl = (np.ascontiguousarray(self.radial.rcut_in, dtype=np.float64),
+                   np.ascontiguousarray(self.radial.dcut_in, dtype=np.float64))
+        return self.radial._lookup_table(), np.ascontiguousarray(rnl_col, dtype=np.int64), int(core_col), zbl
 
     # ---- shared steps -------------------------------------------------------------------------
     def _prepare(self, inputs: BatchGraph, defer: bool = False) -> _Edges:
@@ -360,7 +381,15 @@ class ACE(Component):
         energies = vectors.new_zeros(n_atoms)
         grads = vectors.new_zeros((n_edges, 3))
         chunk = EDGE_CHUNK_CUDA if vectors.device.type == "cuda" else EDGE_CHUNK
-        if n_edges <= chunk:  # one chunk: no bounds to read
+        if backend == "numba" and self._fused is not None:
+            # one kernel for the whole call: no per-edge work arrays, so no chunks
+            table, rnl_col, core_col, zbl = self._fused
+            energies, grads = ace_energies_and_edge_grads(
+                edges.vectors, edges.r, edges.offsets, edges.mu_j, species, table, rnl_col, self.nradbase, core_col,
+                zbl, self.plan, self.nradmax > 0 and self.plan.n_terms > 0, self.nelements, self.nradmax,
+                self._rank1_host, self._embedding_tables)
+            bounds = []
+        elif n_edges <= chunk:  # one chunk: no bounds to read
             bounds, offsets = [0, n_atoms], None
         else:
             offsets = edges.offsets.cpu().numpy()  # chunk boundaries on the host, read once

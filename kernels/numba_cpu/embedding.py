@@ -65,43 +65,57 @@ def _switch(r, r_in, delta):
     return f, -7.5 / delta * (0.25 - x * x / 2.0 + x ** 4 / 4.0)
 
 
+def _atom_site_energy(mu, rho_hi, a1, rank1, c, ndensity, kind, weights, exponents, rho_cut, drho_cut, f_zbl,
+                      use_zbl, d_rho, d_a1):
+    """One atom of species ``mu``: ``(E_i, dE/dcore, dE/df)`` from its densities ``rho_hi (P,)``,
+    rank-1 base ``a1 (K,)`` and core density ``c``; writes ``d_rho (P,)`` and ``d_a1 (K,)``. Shared
+    by the site-energy kernel and the fused ACE kernel."""
+    n_dens = rho_hi.shape[0]
+    n_k = a1.shape[0]
+    total = 0.0
+    for p in range(n_dens):
+        d_rho[p] = 0.0
+    for p in range(ndensity[mu]):
+        rho = rho_hi[p]
+        for k in range(n_k):
+            rho += a1[k] * rank1[mu, k, p]
+        f_p, df_p = _embedding(rho, exponents[mu, p], kind[mu])
+        total += weights[mu, p] * f_p
+        d_rho[p] = weights[mu, p] * df_p
+    if use_zbl:
+        f = f_zbl
+        energy = total * f + c * (1.0 - f)
+        d_core = 1.0 - f
+        d_f = total - c
+    else:
+        if math.isinf(rho_cut[mu]):
+            f, df = 1.0, 0.0
+        else:
+            f, df = _switch(c, rho_cut[mu], drho_cut[mu])
+        energy = total * f + c
+        d_core = total * df + 1.0
+        d_f = 0.0
+    for p in range(n_dens):
+        d_rho[p] *= f
+    for k in range(n_k):
+        s = 0.0
+        for p in range(ndensity[mu]):
+            s += d_rho[p] * rank1[mu, k, p]
+        d_a1[k] = s
+    return energy, d_core, d_f
+
+
+atom_site_energy = numba.njit(cache=True, inline="always")(_atom_site_energy)
+
+
 def _site_energies_kernel(rho_hi, a1, rank1, core, species, ndensity, kind, weights, exponents, rho_cut, drho_cut,
                           zbl_f, use_zbl, energies, d_rho, d_core, d_f, d_a1):
-    n_atoms, n_dens = rho_hi.shape
-    n_k = a1.shape[1]
+    n_atoms = rho_hi.shape[0]
     for i in numba.prange(n_atoms):
-        mu = species[i]
-        c = core[i]
-        total = 0.0
-        for p in range(n_dens):
-            d_rho[i, p] = 0.0
-        for p in range(ndensity[mu]):
-            rho = rho_hi[i, p]
-            for k in range(n_k):
-                rho += a1[i, k] * rank1[mu, k, p]
-            f_p, df_p = _embedding(rho, exponents[mu, p], kind[mu])
-            total += weights[mu, p] * f_p
-            d_rho[i, p] = weights[mu, p] * df_p
-        if use_zbl:
-            f = zbl_f[i]
-            energies[i] = total * f + c * (1.0 - f)
-            d_core[i] = 1.0 - f
-            d_f[i] = total - c
-        else:
-            if math.isinf(rho_cut[mu]):
-                f, df = 1.0, 0.0
-            else:
-                f, df = _switch(c, rho_cut[mu], drho_cut[mu])
-            energies[i] = total * f + c
-            d_core[i] = total * df + 1.0
-            d_f[i] = 0.0
-        for p in range(n_dens):
-            d_rho[i, p] *= f
-        for k in range(n_k):
-            s = 0.0
-            for p in range(ndensity[mu]):
-                s += d_rho[i, p] * rank1[mu, k, p]
-            d_a1[i, k] = s
+        f = zbl_f[i] if use_zbl else 1.0
+        energies[i], d_core[i], d_f[i] = atom_site_energy(species[i], rho_hi[i], a1[i], rank1, core[i], ndensity,
+                                                          kind, weights, exponents, rho_cut, drho_cut, f, use_zbl,
+                                                          d_rho[i], d_a1[i])
 
 
 _site_energies = compile_pair(_site_energies_kernel)

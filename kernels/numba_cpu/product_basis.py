@@ -99,54 +99,161 @@ def _dot4(x, x0, y, y0, n):
 _dot4_jit = numba.njit(inline="always", cache=True)(_dot4)
 
 
+def _max_triples(tri_offsets):
+    """The most rank-3 terms of one group (the size of the per-atom scratch)."""
+    m = 0
+    for g in range(tri_offsets.shape[0] - 1):
+        m = max(m, tri_offsets[g + 1] - tri_offsets[g])
+    return m
+
+
+_max_triples_jit = numba.njit(inline="always", cache=True)(_max_triples)
+
+
+def _atom_densities(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
+                    coeff, products, acc):
+    """rho_p of one atom of group ``g`` into ``acc (P,)`` from its signed row (``products``: scratch
+    of at least the group's rank-3 term count). Shared by the product kernel and the fused ACE kernel."""
+    n_p = coeff.shape[1]
+    # the sorted rank-3 terms: the product of the first two factors carries over while they repeat
+    p0 = -1
+    p1 = -1
+    ab_r = 0.0
+    ab_i = 0.0
+    t0 = tri_offsets[g]
+    for s in range(t0, tri_offsets[g + 1]):
+        c0 = tri_codes[s, 0]
+        c1 = tri_codes[s, 1]
+        if c0 != p0 or c1 != p1:
+            a_r, a_i = _factor_jit(c0, row_re, row_im)
+            b_r, b_i = _factor_jit(c1, row_re, row_im)
+            ab_r = a_r * b_r - a_i * b_i
+            ab_i = a_r * b_i + a_i * b_r
+            p0 = c0
+            p1 = c1
+        d_r, d_i = _factor_jit(tri_codes[s, 2], row_re, row_im)
+        products[s - t0] = ab_r * d_r - ab_i * d_i
+    # then contracted with each density's coefficients (stored (P, T): contiguous per density)
+    for p in range(n_p):
+        acc[p] = _dot4_jit(tri_coeff_t[p], t0, products, 0, tri_offsets[g + 1] - t0)
+    # every other term: the general loop
+    for s in range(group_offsets[g], group_offsets[g + 1]):
+        k = term_length[s]
+        pr = 1.0
+        pi = 0.0
+        for t in range(k):
+            c = codes[s, t]
+            if c < 0:
+                continue  # padding: the factor 1, wherever it sits
+            fr, fi = _factor_jit(c, row_re, row_im)
+            pr, pi = pr * fr - pi * fi, pr * fi + pi * fr
+        for p in range(n_p):
+            acc[p] += coeff[s, p] * pr
+
+
+_atom_densities_jit = numba.njit(inline="always", cache=True)(_atom_densities)
+
+
+def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
+                  coeff, w_row, weights, f_re, f_im, pre_re, pre_im, grad_re, grad_im):
+    """Add sum_p w_row[p] drho_p/dA of one atom of group ``g`` to its signed gradient ``grad_re,
+    grad_im (4H,)`` (zeroed by the caller; :func:`_fold_gradient` undoes the signs). ``weights``
+    (the group's rank-3 term count), ``f_re, f_im (RMAX,)`` and ``pre_re, pre_im (RMAX + 1,)`` are
+    scratch. Shared by the adjoint kernel and the fused ACE kernel."""
+    n_p = coeff.shape[1]
+    # the sorted rank-3 terms a b d: per run of terms with the same prefix a b, D = sum w d;
+    # the prefix's gradients (b D and a D) are added when the run ends
+    t0 = tri_offsets[g]
+    n_tri = tri_offsets[g + 1] - t0
+    for k in range(n_tri):  # the weights first, density by density: contiguous, it vectorises
+        weights[k] = 0.0
+    for p in range(n_p):
+        wp = w_row[p]
+        for k in range(n_tri):
+            weights[k] += wp * tri_coeff_t[p, t0 + k]
+    p0 = -1
+    p1 = -1
+    a_r = a_i = b_r = b_i = ab_r = ab_i = 0.0
+    dd_r = 0.0
+    dd_i = 0.0
+    for s in range(t0, t0 + n_tri):
+        c0 = tri_codes[s, 0]
+        c1 = tri_codes[s, 1]
+        if c0 != p0 or c1 != p1:
+            if p0 >= 0:
+                _add_gradient_jit(p0, 1.0, b_r * dd_r - b_i * dd_i, b_r * dd_i + b_i * dd_r, grad_re, grad_im)
+                _add_gradient_jit(p1, 1.0, a_r * dd_r - a_i * dd_i, a_r * dd_i + a_i * dd_r, grad_re, grad_im)
+            a_r, a_i = _factor_jit(c0, row_re, row_im)
+            b_r, b_i = _factor_jit(c1, row_re, row_im)
+            ab_r = a_r * b_r - a_i * b_i
+            ab_i = a_r * b_i + a_i * b_r
+            dd_r = 0.0
+            dd_i = 0.0
+            p0 = c0
+            p1 = c1
+        w = weights[s - t0]
+        c2 = tri_codes[s, 2]
+        d_r, d_i = _factor_jit(c2, row_re, row_im)
+        dd_r += w * d_r
+        dd_i += w * d_i
+        _add_gradient_jit(c2, w, ab_r, ab_i, grad_re, grad_im)
+    if p0 >= 0:
+        _add_gradient_jit(p0, 1.0, b_r * dd_r - b_i * dd_i, b_r * dd_i + b_i * dd_r, grad_re, grad_im)
+        _add_gradient_jit(p1, 1.0, a_r * dd_r - a_i * dd_i, a_r * dd_i + a_i * dd_r, grad_re, grad_im)
+    # every other term
+    for s in range(group_offsets[g], group_offsets[g + 1]):
+        w = 0.0
+        for p in range(n_p):
+            w += w_row[p] * coeff[s, p]
+        if w == 0.0:
+            continue
+        k = term_length[s]
+        if k == 2 and codes[s, 0] >= 0 and codes[s, 1] >= 0:
+            c0, c1 = codes[s, 0], codes[s, 1]
+            a_r, a_i = _factor_jit(c0, row_re, row_im)
+            b_r, b_i = _factor_jit(c1, row_re, row_im)
+            _add_gradient_jit(c0, w, b_r, b_i, grad_re, grad_im)
+            _add_gradient_jit(c1, w, a_r, a_i, grad_re, grad_im)
+            continue
+        pre_re[0] = 1.0
+        pre_im[0] = 0.0
+        for t in range(k):
+            c = codes[s, t]
+            fr = 1.0  # padding: the factor 1, wherever it sits
+            fi = 0.0
+            if c >= 0:
+                fr, fi = _factor_jit(c, row_re, row_im)
+            f_re[t] = fr
+            f_im[t] = fi
+            pre_re[t + 1] = pre_re[t] * fr - pre_im[t] * fi
+            pre_im[t + 1] = pre_re[t] * fi + pre_im[t] * fr
+        suf_re = 1.0  # f_{t+1} ... f_{k-1}
+        suf_im = 0.0
+        for t in range(k - 1, -1, -1):
+            c = codes[s, t]
+            if c >= 0:
+                q_re = pre_re[t] * suf_re - pre_im[t] * suf_im
+                q_im = pre_re[t] * suf_im + pre_im[t] * suf_re
+                _add_gradient_jit(c, w, q_re, q_im, grad_re, grad_im)
+            suf_re, suf_im = suf_re * f_re[t] - suf_im * f_im[t], suf_re * f_im[t] + suf_im * f_re[t]
+
+
+_atom_adjoint_jit = numba.njit(inline="always", cache=True)(_atom_adjoint)
+
+
 def _product_kernel(a_re, a_im, group, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
                     coeff, rho):
     n_atoms, h = a_re.shape
     n_p = coeff.shape[1]
-    max_triples = 0
-    for g in range(tri_offsets.shape[0] - 1):
-        max_triples = max(max_triples, tri_offsets[g + 1] - tri_offsets[g])
+    max_triples = _max_triples_jit(tri_offsets)
     for i in numba.prange(n_atoms):
         row_re = np.empty(4 * h)
         row_im = np.empty(4 * h)
-        acc = np.zeros(n_p)
+        acc = np.empty(n_p)
         products = np.empty(max_triples)  # Re(a b d) of each rank-3 term of the atom's group
         _load_signed_row_jit(a_re, a_im, i, row_re, row_im)
-        g = group[i]
-        # the sorted rank-3 terms: the product of the first two factors carries over while they repeat
-        p0 = -1
-        p1 = -1
-        ab_r = 0.0
-        ab_i = 0.0
-        t0 = tri_offsets[g]
-        for s in range(t0, tri_offsets[g + 1]):
-            c0 = tri_codes[s, 0]
-            c1 = tri_codes[s, 1]
-            if c0 != p0 or c1 != p1:
-                a_r, a_i = _factor_jit(c0, row_re, row_im)
-                b_r, b_i = _factor_jit(c1, row_re, row_im)
-                ab_r = a_r * b_r - a_i * b_i
-                ab_i = a_r * b_i + a_i * b_r
-                p0 = c0
-                p1 = c1
-            d_r, d_i = _factor_jit(tri_codes[s, 2], row_re, row_im)
-            products[s - t0] = ab_r * d_r - ab_i * d_i
-        # then contracted with each density's coefficients (stored (P, T): contiguous per density)
-        for p in range(n_p):
-            acc[p] = _dot4_jit(tri_coeff_t[p], t0, products, 0, tri_offsets[g + 1] - t0)
-        # every other term: the general loop
-        for s in range(group_offsets[g], group_offsets[g + 1]):
-            k = term_length[s]
-            pr = 1.0
-            pi = 0.0
-            for t in range(k):
-                c = codes[s, t]
-                if c < 0:
-                    continue  # padding: the factor 1, wherever it sits
-                fr, fi = _factor_jit(c, row_re, row_im)
-                pr, pi = pr * fr - pi * fi, pr * fi + pi * fr
-            for p in range(n_p):
-                acc[p] += coeff[s, p] * pr
+        _atom_densities_jit(row_re, row_im, group[i], tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes,
+                            term_length, coeff, products, acc)
         for p in range(n_p):
             rho[i, p] = acc[p]
 
@@ -155,10 +262,7 @@ def _adjoint_kernel(a_re, a_im, group, tri_offsets, tri_codes, tri_coeff_t, grou
                     coeff, w_rho, ga_re, ga_im):
     n_atoms, h = a_re.shape
     rmax = codes.shape[1]
-    n_p = coeff.shape[1]
-    max_triples = 0
-    for g in range(tri_offsets.shape[0] - 1):
-        max_triples = max(max_triples, tri_offsets[g + 1] - tri_offsets[g])
+    max_triples = _max_triples_jit(tri_offsets)
     for i in numba.prange(n_atoms):
         weights = np.empty(max_triples)  # w_s = sum_p w_rho[i, p] coeff[s, p] of the rank-3 terms
         row_re = np.empty(4 * h)
@@ -170,82 +274,8 @@ def _adjoint_kernel(a_re, a_im, group, tri_offsets, tri_codes, tri_coeff_t, grou
         f_im = np.empty(max(rmax, 1))
         pre_re = np.empty(rmax + 1)  # pre[t] = f_0 ... f_{t-1}
         pre_im = np.empty(rmax + 1)
-        g = group[i]
-        # the sorted rank-3 terms a b d: per run of terms with the same prefix a b, D = sum w d;
-        # the prefix's gradients (b D and a D) are added when the run ends
-        t0 = tri_offsets[g]
-        n_tri = tri_offsets[g + 1] - t0
-        for k in range(n_tri):  # the weights first, density by density: contiguous, it vectorises
-            weights[k] = 0.0
-        for p in range(n_p):
-            wp = w_rho[i, p]
-            for k in range(n_tri):
-                weights[k] += wp * tri_coeff_t[p, t0 + k]
-        p0 = -1
-        p1 = -1
-        a_r = a_i = b_r = b_i = ab_r = ab_i = 0.0
-        dd_r = 0.0
-        dd_i = 0.0
-        for s in range(t0, t0 + n_tri):
-            c0 = tri_codes[s, 0]
-            c1 = tri_codes[s, 1]
-            if c0 != p0 or c1 != p1:
-                if p0 >= 0:
-                    _add_gradient_jit(p0, 1.0, b_r * dd_r - b_i * dd_i, b_r * dd_i + b_i * dd_r, grad_re, grad_im)
-                    _add_gradient_jit(p1, 1.0, a_r * dd_r - a_i * dd_i, a_r * dd_i + a_i * dd_r, grad_re, grad_im)
-                a_r, a_i = _factor_jit(c0, row_re, row_im)
-                b_r, b_i = _factor_jit(c1, row_re, row_im)
-                ab_r = a_r * b_r - a_i * b_i
-                ab_i = a_r * b_i + a_i * b_r
-                dd_r = 0.0
-                dd_i = 0.0
-                p0 = c0
-                p1 = c1
-            w = weights[s - t0]
-            c2 = tri_codes[s, 2]
-            d_r, d_i = _factor_jit(c2, row_re, row_im)
-            dd_r += w * d_r
-            dd_i += w * d_i
-            _add_gradient_jit(c2, w, ab_r, ab_i, grad_re, grad_im)
-        if p0 >= 0:
-            _add_gradient_jit(p0, 1.0, b_r * dd_r - b_i * dd_i, b_r * dd_i + b_i * dd_r, grad_re, grad_im)
-            _add_gradient_jit(p1, 1.0, a_r * dd_r - a_i * dd_i, a_r * dd_i + a_i * dd_r, grad_re, grad_im)
-        # every other term
-        for s in range(group_offsets[g], group_offsets[g + 1]):
-            w = 0.0
-            for p in range(n_p):
-                w += w_rho[i, p] * coeff[s, p]
-            if w == 0.0:
-                continue
-            k = term_length[s]
-            if k == 2 and codes[s, 0] >= 0 and codes[s, 1] >= 0:
-                c0, c1 = codes[s, 0], codes[s, 1]
-                a_r, a_i = _factor_jit(c0, row_re, row_im)
-                b_r, b_i = _factor_jit(c1, row_re, row_im)
-                _add_gradient_jit(c0, w, b_r, b_i, grad_re, grad_im)
-                _add_gradient_jit(c1, w, a_r, a_i, grad_re, grad_im)
-                continue
-            pre_re[0] = 1.0
-            pre_im[0] = 0.0
-            for t in range(k):
-                c = codes[s, t]
-                fr = 1.0  # padding: the factor 1, wherever it sits
-                fi = 0.0
-                if c >= 0:
-                    fr, fi = _factor_jit(c, row_re, row_im)
-                f_re[t] = fr
-                f_im[t] = fi
-                pre_re[t + 1] = pre_re[t] * fr - pre_im[t] * fi
-                pre_im[t + 1] = pre_re[t] * fi + pre_im[t] * fr
-            suf_re = 1.0  # f_{t+1} ... f_{k-1}
-            suf_im = 0.0
-            for t in range(k - 1, -1, -1):
-                c = codes[s, t]
-                if c >= 0:
-                    q_re = pre_re[t] * suf_re - pre_im[t] * suf_im
-                    q_im = pre_re[t] * suf_im + pre_im[t] * suf_re
-                    _add_gradient_jit(c, w, q_re, q_im, grad_re, grad_im)
-                suf_re, suf_im = suf_re * f_re[t] - suf_im * f_im[t], suf_re * f_im[t] + suf_im * f_re[t]
+        _atom_adjoint_jit(row_re, row_im, group[i], tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes,
+                          term_length, coeff, w_rho[i], weights, f_re, f_im, pre_re, pre_im, grad_re, grad_im)
         _fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, i)
 
 
