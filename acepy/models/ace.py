@@ -126,6 +126,7 @@ class ACE(Component):
         self._embedding_tables = embedding_tables(self._embeddings, self.max_ndensity)
         self._compile_functions()
         self._fused = self._fused_layout()
+        self._pair_cutoffs_host = self._pair_cutoffs.cpu().numpy()
 
     # ---- construction -------------------------------------------------------------------------
     def _half_column(self, mu: int, n: int, l: int, m: int) -> int:
@@ -374,6 +375,8 @@ class ACE(Component):
     def energies_and_edge_grads(self, inputs: BatchGraph, backend: str | None = None):
         """``(E_i (N,), g (E, 3))`` with ``g_e = dE/dr_e``, without autograd, in chunks of atoms
         whose edges fit :data:`EDGE_CHUNK`."""
+        if backend == "numba" and self._fused is not None:
+            return self._fused_energies_and_edge_grads(inputs)
         species, vectors = inputs.species, inputs.vectors.detach()
         n_atoms = species.shape[0]
         edges = self._prepare(inputs, defer=True)
@@ -381,15 +384,7 @@ class ACE(Component):
         energies = vectors.new_zeros(n_atoms)
         grads = vectors.new_zeros((n_edges, 3))
         chunk = EDGE_CHUNK_CUDA if vectors.device.type == "cuda" else EDGE_CHUNK
-        if backend == "numba" and self._fused is not None:
-            # one kernel for the whole call: no per-edge work arrays, so no chunks
-            table, rnl_col, core_col, zbl = self._fused
-            energies, grads = ace_energies_and_edge_grads(
-                edges.vectors, edges.r, edges.offsets, edges.mu_j, species, table, rnl_col, self.nradbase, core_col,
-                zbl, self.plan, self.nradmax > 0 and self.plan.n_terms > 0, self.nelements, self.nradmax,
-                self._rank1_host, self._embedding_tables)
-            bounds = []
-        elif n_edges <= chunk:  # one chunk: no bounds to read
+        if n_edges <= chunk:  # one chunk: no bounds to read
             bounds, offsets = [0, n_atoms], None
         else:
             offsets = edges.offsets.cpu().numpy()  # chunk boundaries on the host, read once
@@ -410,6 +405,22 @@ class ACE(Component):
         if bool(bad):
             if edges.bad_range is not None:
                 self._raise_range(inputs, edges.centers, edges.mu_i, edges.mu_j, edges.r, edges.kept)
+            self._check_finite(inputs, energies, grads)
+        return energies, grads
+
+    def _fused_energies_and_edge_grads(self, inputs: BatchGraph):
+        """The Numba fast path in one kernel (``kernels/numba_cpu/ace_fused.py``), straight from the
+        graph: the kernel drops the edges beyond their pair's cutoff and flags distances outside the
+        tables and results that are not finite; only then are the named errors built (by the
+        staged path's checks, which name the atoms)."""
+        table, rnl_col, core_col, zbl = self._fused
+        energies, grads, flags = ace_energies_and_edge_grads(
+            inputs.vectors.detach(), inputs.distances.detach(), inputs.offsets, inputs.neighbors, inputs.species,
+            self._pair_cutoffs_host, table, rnl_col, self.nradbase, core_col, zbl, self.plan,
+            self.nradmax > 0 and self.plan.n_terms > 0, self.nelements, self.nradmax, self._rank1_host,
+            self._embedding_tables)
+        if flags.any():
+            self._prepare(inputs)  # raises TooCloseError naming the pair
             self._check_finite(inputs, energies, grads)
         return energies, grads
 

@@ -38,6 +38,11 @@ from .product_basis import (_atom_adjoint_jit, _atom_densities_jit, _fold_gradie
 from .sph_harm import CONTRACT, EDGE_BLOCK, STORE, ylm_block
 
 
+# flags of an atom (``flags`` output): the caller raises the named error (acepy/models/ace.py)
+OUT_OF_TABLE = 1  # a kept edge below its radial table's first node, or not finite
+NOT_FINITE = 2  # the site energy or an edge gradient is not finite
+
+
 def _spread(values, q, rnl_col, out):
     """Row ``q`` of the radial values, R_nl spread over the lm columns: ``out[n, lm] = R_{n,l(lm)}``."""
     n_l = rnl_col.shape[1]
@@ -53,10 +58,10 @@ def _spread(values, q, rnl_col, out):
 _spread_jit = numba.njit(inline="always", cache=True)(_spread)
 
 
-def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut, rnl_col, nb, core_col, use_zbl,
+def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rscale, nlut, rnl_col, nb, core_col, use_zbl,
                 r_in, d_in, lmax, diag, sub, a, b, has_products, nspecies, nrad,
                 tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length, coeff,
-                rank1, ndensity, kind, weights, exponents, rho_cut, drho_cut, energies, grads):
+                rank1, ndensity, kind, weights, exponents, rho_cut, drho_cut, energies, grads, flags):
     n_atoms = species.shape[0]
     n_cols = coeffs.shape[3]
     n_seg = coeffs.shape[1]
@@ -77,15 +82,23 @@ def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut,
         core = 0.0
         d_min = np.inf
         zbl_edge = -1
+        nbr_species = np.empty(n_e, dtype=np.int64)
+        kept = np.empty(n_e, dtype=np.bool_)
+        flag = 0
         for q in range(n_e):
             e = first + q
-            mu_j = nbr_species[e]
+            mu_j = species[neighbors[e]]
+            nbr_species[q] = mu_j
             tab = mu_i * nspecies + mu_j
             re = np.float64(r[e])
             s = rscale[tab]
             x = re * s
             fl = np.floor(x)
-            if fl >= nlut[tab]:  # at or beyond the last node: every column is zero
+            # PACE: a neighbour iff r < its pair's cutoff (in the model's dtype, as the torch path)
+            kept[q] = r[e] < pair_cutoff[mu_i, mu_j]
+            if kept[q] and not (x >= 1.0 and np.isfinite(x)):
+                flag |= OUT_OF_TABLE  # below the table's first node: refused by the caller, naming the pair
+            if not kept[q] or fl >= nlut[tab]:  # dropped, or at or beyond the last node: every column is zero
                 for k in range(n_cols):
                     fv[q, k] = 0.0
                     fd[q, k] = 0.0
@@ -105,7 +118,7 @@ def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut,
                 a1[mu_j * nb + k] += fv[q, k]
             if core_col >= 0:
                 core += fv[q, core_col]
-            if use_zbl:  # ACE_SPEC.md 2.12: the neighbour with the smallest r - (r_in - delta_in), first wins
+            if use_zbl and kept[q]:  # ACE_SPEC.md 2.12: the smallest r - (r_in - delta_in), first wins
                 d = re - (r_in[mu_i, mu_j] - d_in[mu_i, mu_j])
                 if d < d_min:
                     d_min = d
@@ -129,7 +142,7 @@ def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut,
                           no_value, no_sum)
                 for q in range(nblk):
                     e = e0 + q
-                    base = nbr_species[e] * nrad * h
+                    base = nbr_species[e - first] * nrad * h
                     _spread_jit(fv, e - first, rnl_col, r_lm)
                     for lm in range(h):  # this edge's harmonics, contiguous
                         y_re[lm] = blk_re[lm, q]
@@ -151,7 +164,7 @@ def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut,
         f_zbl = 1.0
         df_zbl = 0.0
         if use_zbl and zbl_edge >= 0:
-            delta = d_in[mu_i, nbr_species[zbl_edge]]
+            delta = d_in[mu_i, nbr_species[zbl_edge - first]]
             f_zbl, df_dt = _switch(delta - d_min, delta, delta)  # t = delta - d, dt/dr = -1
             df_zbl = -df_dt
         d_rho = np.empty(n_p)
@@ -188,7 +201,7 @@ def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut,
             if has_products:
                 for q in range(nblk):
                     e = e0 + q
-                    base = nbr_species[e] * nrad * h
+                    base = nbr_species[e - first] * nrad * h
                     _spread_jit(fv, e - first, rnl_col, r_lm)
                     _spread_jit(fd, e - first, rnl_col, dr_lm)
                     for lm in range(h):
@@ -220,7 +233,12 @@ def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut,
                     grad[2, q] = 0.0
             for q in range(nblk):
                 e = e0 + q
-                mu_j = nbr_species[e]
+                if not kept[e - first]:
+                    grads[e, 0] = 0.0
+                    grads[e, 1] = 0.0
+                    grads[e, 2] = 0.0
+                    continue
+                mu_j = nbr_species[e - first]
                 # radial-only terms: dE/dA1 . dg_k/dr, dE/drho_core . dcr/dr, the zbl switch
                 radial = 0.0
                 for k in range(nb):
@@ -238,35 +256,46 @@ def _ace_kernel(vectors, r, offsets, nbr_species, species, coeffs, rscale, nlut,
                 grads[e, 0] = grad[0, q] + value[q] * vx * inv + over_r * vx
                 grads[e, 1] = grad[1, q] + value[q] * vy * inv + over_r * vy
                 grads[e, 2] = grad[2, q] + value[q] * vz * inv + over_r * vz
+                if not (np.isfinite(grads[e, 0]) and np.isfinite(grads[e, 1]) and np.isfinite(grads[e, 2])):
+                    flag |= NOT_FINITE
+        if not np.isfinite(energies[i]):
+            flag |= NOT_FINITE
+        flags[i] = flag
 
 
 _ace = compile_pair(_ace_kernel)
 
 
 def ace_energies_and_edge_grads(vectors: torch.Tensor, r: torch.Tensor, offsets: torch.Tensor,
-                                nbr_species: torch.Tensor, species: torch.Tensor, table, rnl_col: np.ndarray,
-                                nb: int, core_col: int, zbl: tuple | None, plan, has_products: bool, nspecies: int,
-                                nrad: int, rank1: np.ndarray, embedding_tables: tuple):
-    """``(E_i (N,), dE/dr_e (E, 3))`` of ACE on CPU tensors (the model's dtype; float64 inside).
+                                neighbors: torch.Tensor, species: torch.Tensor, pair_cutoff: np.ndarray, table,
+                                rnl_col: np.ndarray, nb: int, core_col: int, zbl: tuple | None, plan,
+                                has_products: bool, nspecies: int, nrad: int, rank1: np.ndarray,
+                                embedding_tables: tuple):
+    """``(E_i (N,), dE/dr_e (E, 3), flags (N,) int8)`` of ACE on CPU tensors (the model's dtype;
+    float64 inside), straight from a graph's edges (CSR by centre ``offsets``, ``neighbors``).
 
-    ``table``: the radial :class:`~acepy.kernels.SplineTable` (pair ``mu_i * nspecies + mu_j``),
-    ``rnl_col (nradmax, lmax + 1)`` the column of each R_nl, ``nb`` the g_k columns (first),
-    ``core_col`` the core repulsion's column or -1, ``zbl``: ``(r_in, d_in)`` (nspecies, nspecies)
-    arrays for the zbl inner cutoff or None. The edges are sorted by centre (CSR ``offsets``), every
-    distance inside its table (checked by the caller): nothing here reads values to check them.
+    Edges at or beyond their pair's cutoff (``pair_cutoff (S, S)``, the model's dtype) are
+    dropped (gradient 0). ``table``: the radial :class:`~acepy.kernels.SplineTable` (pair
+    ``mu_i * nspecies + mu_j``), ``rnl_col (nradmax, lmax + 1)`` the column of each R_nl, ``nb``
+    the g_k columns (first), ``core_col`` the core repulsion's column or -1, ``zbl``: ``(r_in,
+    d_in)`` (S, S) arrays for the zbl inner cutoff or None. Nothing is raised here: ``flags[i]``
+    has :data:`OUT_OF_TABLE` set when a kept edge of atom i is below its table's first node (or not
+    finite) and :data:`NOT_FINITE` when its energy or an edge gradient is not finite; the caller
+    names them.
     """
     n = species.shape[0]
     n_e = r.shape[0]
     dtype = r.dtype
     energies = torch.empty(n, dtype=dtype)
     grads = torch.empty((n_e, 3), dtype=dtype)
+    flags = np.empty(n, dtype=np.int8)
     n_l = rnl_col.shape[1]
     h = n_l * (n_l + 1) // 2
     use_zbl = zbl is not None
     r_in, d_in = zbl if use_zbl else (np.zeros((1, 1)), np.zeros((1, 1)))
     kernel = pick(_ace, n_e * max(1, nrad * h))
-    kernel(vectors.numpy(), r.numpy(), offsets.numpy(), nbr_species.numpy(), species.numpy(), table.coeffs.numpy(),
-           table.rscale.numpy(), table.nlut.numpy(), rnl_col, int(nb), int(core_col), use_zbl, r_in, d_in,
-           *_harmonics_args(n_l), bool(has_products), int(nspecies), int(nrad), *triple_plan(plan), rank1,
-           *embedding_tables, energies.numpy(), grads.numpy())
-    return energies, grads
+    kernel(vectors.numpy(), r.numpy(), offsets.numpy(), neighbors.numpy(), species.numpy(), pair_cutoff,
+           table.coeffs.numpy(), table.rscale.numpy(), table.nlut.numpy(), rnl_col, int(nb), int(core_col), use_zbl,
+           r_in, d_in, *_harmonics_args(n_l), bool(has_products), int(nspecies), int(nrad), *triple_plan(plan), rank1,
+           *embedding_tables, energies.numpy(), grads.numpy(), flags)
+    return energies, grads, flags
