@@ -48,10 +48,11 @@ class _OneLaunchAtATime:
             return self.dispatcher(*args)
 
 
-def compile_pair(fn):
-    """``(serial, parallel)`` dispatchers of ``fn``; ``numba.prange`` runs as ``range`` in the serial one."""
-    serial = numba.njit(cache=True, fastmath=False)(fn)
-    parallel = numba.njit(parallel=True, cache=True, fastmath=False)(_renamed(fn, "__parallel"))
+def compile_pair(fn, fastmath=False):
+    """``(serial, parallel)`` dispatchers of ``fn``; ``numba.prange`` runs as ``range`` in the serial one.
+    ``fastmath``: Numba's flag or set of LLVM fast-math flags (both variants get the same)."""
+    serial = numba.njit(cache=True, fastmath=fastmath)(fn)
+    parallel = numba.njit(parallel=True, cache=True, fastmath=fastmath)(_renamed(fn, "__parallel"))
     if _LAYER == "workqueue":
         parallel = _OneLaunchAtATime(parallel)
     return serial, parallel
