@@ -490,7 +490,14 @@ class ACE(Component):
         return ace_site_blocks(self, inputs, backend or "torch")
 
     def hessian_vector_products(self, inputs: BatchGraph, vectors: torch.Tensor, backend: str | None = None):
-        """H v for ``vectors (K, N, 3)`` (exact, no Hessian block formed)."""
+        """H v for ``vectors (K, N, 3)`` (exact, no Hessian block formed). On the Numba backend with
+        at most ``ace_hvp.MAX_VECTORS`` vectors: forward mode of the fast path (:mod:`.ace_hvp`, a
+        few force calls per vector); otherwise the per-site J^T K (J u) + D u of :mod:`.ace_hessian`
+        (its curvatures formed once for all vectors; every backend)."""
+        from . import ace_hvp as tangent
+
+        if tangent.applies(self, vectors, backend):
+            return tangent.ace_hvp_tangent(self, inputs, vectors)
         from .ace_hessian import ace_hvp
 
         return ace_hvp(self, inputs, vectors, backend or "torch")
