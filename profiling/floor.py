@@ -288,6 +288,41 @@ def measure_stages(model, atoms, repeats: int, cpu_time: bool = True) -> dict:
     return {s: float(np.median(v[1:])) for s, v in times.items() if v}
 
 
+FUSED_STAGES = ["radial tables", "harmonics", "atomic base", "product basis", "embedding", "adjoint",
+                "edge gradients"]
+
+
+def measure_fused(model, atoms, repeats: int) -> float | None:
+    """Median CPU seconds of the fused Numba kernel (``kernels/numba_cpu/ace_fused.py``: every stage
+    from the radial tables to the edge gradients in one launch, the model's fast path on the Numba
+    backend), or None where the model does not run it (another backend, a radial kind without a
+    table)."""
+    ace = ace_component(model)
+    if model.backend != "numba" or getattr(ace, "_fused", None) is None:
+        return None
+    batch = acepy.batch_from_atoms(atoms, device=model.device, dtype=model.dtype)
+    species = model.species_of(batch.numbers)
+    times = []
+    with model._threads(None):
+        graphs = model.graph_cache.graphs(batch)
+        inputs = model._inputs(batch, species, graphs, ace.cutoff, {}, detach=True)
+        for _ in range(repeats + 1):
+            t0 = time.process_time()
+            ace._fused_energies_and_edge_grads(inputs)
+            times.append(time.process_time() - t0)
+    return float(np.median(times[1:]))
+
+
+def fused_summary(rows, fused_s: float, n_atoms: int, reference: str) -> dict:
+    """The fused kernel against the sum of its stages' floors and the staged kernels' times."""
+    part = [r for r in rows if r["stage"] in FUSED_STAGES]
+    floor = sum(r[f"{reference} floor_ns_per_atom"] for r in part)
+    staged = sum(r.get("measured_ns_per_atom", 0.0) or 0.0 for r in part)
+    measured = 1e9 * fused_s / n_atoms
+    return {"fused_ns_per_atom": measured, "fused_floor_ns_per_atom": floor, "fused_x_floor": measured / floor,
+            "staged_ns_per_atom": staged}
+
+
 # ---- report -------------------------------------------------------------------------------------
 def build_rows(costs, info, peaks: dict, measured: dict | None, n_atoms: int) -> list[dict]:
     out = []
@@ -351,6 +386,8 @@ def write_outputs(rows, args, info, peaks) -> tuple[Path, Path | None]:
         fh.write(f"# potential {args.potential}, {args.atoms} atoms, edges/atom {info['edges_per_atom']:.1f}, "
                  f"machine {platform.node()} {platform.processor() or platform.machine()}, commit {commit()}, "
                  f"peaks (FLOP/s, B/s) {peaks}\n")
+        if info.get("fused"):
+            fh.write(f"# fused kernel (radial tables .. edge gradients in one launch): {info['fused']}\n")
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         for r in rows:
@@ -416,6 +453,14 @@ def main(argv=None) -> list[dict]:
         measured = measure_stages(model, atoms, args.repeats, cpu_time=args.threads == 1)
     rows = build_rows(costs, info, peaks, measured, len(atoms))
     print_table(rows, peaks, info, reference)
+    fused = measure_fused(model, atoms, args.repeats) if args.measure and model.device.type == "cpu" else None
+    if fused is not None:
+        info["fused"] = fused_summary(rows, fused, len(atoms), reference)
+        f = info["fused"]
+        print(f"fused kernel (the Numba fast path: radial tables .. edge gradients in one launch): "
+              f"{f['fused_ns_per_atom']:.0f} ns/atom = {f['fused_x_floor']:.1f}x the floor of those stages at "
+              f"{reference}'s peak ({f['fused_floor_ns_per_atom']:.0f} ns/atom); the staged kernels above: "
+              f"{f['staged_ns_per_atom']:.0f} ns/atom")
     if not args.no_write:
         csv_path, png = write_outputs(rows, args, info, peaks)
         print(f"wrote {csv_path}" + (f" and {png}" if png else ""))
