@@ -93,7 +93,12 @@ class Batch:
         It is 0 for a cell with a zero (non-periodic) vector: callers that divide by it (stress)
         decide what a non-periodic structure means for them.
         """
-        return torch.linalg.det(self.cell).abs()
+        cell = self.cell
+        if cell.device.type == "cpu" and not (cell.requires_grad and torch.is_grad_enabled()):
+            # numpy's LAPACK determinant: the same LU, without torch's dispatch (~60 us of an 8-atom call)
+            det = np.linalg.det(cell.detach().numpy().astype(np.float64, copy=False))
+            return torch.from_numpy(np.abs(det)).to(cell.dtype)
+        return torch.linalg.det(cell).abs()
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> "Batch":
         """A copy on ``device`` with floating tensors in ``dtype`` (integers and pbc keep theirs).
