@@ -6,7 +6,7 @@ pipeline of ``acepy/models/ace.py`` (radial tables -> atomic base -> product bas
 
 1. the atom's edges are put in a local order grouped by neighbour species (a counting sort), so
    that a block of ``EDGE_BLOCK`` edges shares one row of A; the radial table of every edge
-   (values and d/dr of all columns ``[g_k | R_nl | core]``, edge innermost) into the atom's
+   (values and d/dr of all columns ``[g_k | R_nl | core]``, a row per edge) into the atom's
    scratch, then the harmonics block by block (``ylm_block``), summed into the atom's A as dot
    products over the block's edges (vectorised), and A1, rho_core, the zbl switch's nearest edge;
 2. the densities, the embedding with its derivatives and the product-basis adjoint of that one
@@ -87,9 +87,9 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
             vloc[p, 0] = np.float64(vectors[e, 0])
             vloc[p, 1] = np.float64(vectors[e, 1])
             vloc[p, 2] = np.float64(vectors[e, 2])
-        # ---- 1. radial values (column-major: edge innermost), A1, rho_core, the zbl edge --------
-        fv = np.empty((n_cols, n_e))
-        fd = np.empty((n_cols, n_e))
+        # ---- 1. radial values (a row per edge: the spline's stores are contiguous), A1, rho_core, zbl --
+        fv = np.empty((n_e, n_cols))
+        fd = np.empty((n_e, n_cols))
         kept = np.empty(n_e, dtype=np.bool_)
         a1 = np.zeros(nspecies * nb)
         core = 0.0
@@ -111,8 +111,8 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
                 flag |= OUT_OF_TABLE  # below the table's first node: refused by the caller, naming the pair
             if not kept[p] or fl >= nlut[tab]:  # dropped, or at or beyond the last node: every column is zero
                 for k in range(n_cols):
-                    fv[k, p] = 0.0
-                    fd[k, p] = 0.0
+                    fv[p, k] = 0.0
+                    fd[p, k] = 0.0
             else:
                 t = x - fl
                 n = 0
@@ -123,12 +123,12 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
                     c1 = np.float64(coeffs[tab, n, 1, k])
                     c2 = np.float64(coeffs[tab, n, 2, k])
                     c3 = np.float64(coeffs[tab, n, 3, k])
-                    fv[k, p] = c0 + t * (c1 + t * (c2 + t * c3))
-                    fd[k, p] = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
+                    fv[p, k] = c0 + t * (c1 + t * (c2 + t * c3))
+                    fd[p, k] = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
             for k in range(nb):
-                a1[mu_j * nb + k] += fv[k, p]
+                a1[mu_j * nb + k] += fv[p, k]
             if core_col >= 0:
-                core += fv[core_col, p]
+                core += fv[p, core_col]
             if use_zbl and kept[p]:  # ACE_SPEC.md 2.12: the smallest r - (r_in - delta_in), first wins
                 d = re - (r_in[mu_i, mu_j] - d_in[mu_i, mu_j])
                 if d < d_min or (d == d_min and q < zbl_q):
@@ -158,7 +158,7 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
                                 sr = 0.0
                                 si = 0.0
                                 for q in range(nblk):  # contiguous: a vectorised dot product
-                                    rv = fv[col, b0 + q]
+                                    rv = fv[b0 + q, col]
                                     sr += rv * blk_re[lm, q]
                                     si += rv * blk_im[lm, q]
                                 acc_re[0, base + n * h + lm] += sr
@@ -223,8 +223,8 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
                                 gr = ga_re[0, base + n * h + lm]
                                 gi = ga_im[0, base + n * h + lm]
                                 for q in range(nblk):  # contiguous, independent: it vectorises
-                                    rv = fv[col, b0 + q]
-                                    dv = fd[col, b0 + q]
+                                    rv = fv[b0 + q, col]
+                                    dv = fd[b0 + q, col]
                                     s_re[lm, 0, q] += gr * rv
                                     s_im[lm, 0, q] += gi * rv
                                     t_re[lm, q] += gr * dv
@@ -243,9 +243,9 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
                     # radial-only terms: dE/dA1 . dg_k/dr, dE/drho_core . dcr/dr, the zbl switch
                     radial = 0.0
                     for k in range(nb):
-                        radial += d_a1[mu * nb + k] * fd[k, p]
+                        radial += d_a1[mu * nb + k] * fd[p, k]
                     if core_col >= 0:
-                        radial += d_core * fd[core_col, p]
+                        radial += d_core * fd[p, core_col]
                     if perm[p] == zbl_q:
                         radial += d_f * df_zbl
                     vx = vloc[p, 0]
