@@ -14,24 +14,17 @@ from the positions and cell by :func:`edge_vectors`.
 
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 import torch
 
-from acepy.errors import TooManyPairsError
 from acepy.kernels.numba_cpu.neighbors import batch_pairs, edge_vectors as _edge_vectors_numba
 
 from .batch import Batch
-
-# The default limit of the pair-count estimate made before each neighbour search (max_pairs): an
-# evaluation holds 350-550 bytes per pair (graph, edge vectors, gradients; measured with the ACE
-# model), so this is about 7 GB, and 1.7e7 pairs are 1e5 atoms with 170 neighbours each.
-DEFAULT_MAX_PAIRS = 2**24
-_BYTES_PER_PAIR = 400
+from .graph_checks import DEFAULT_MAX_PAIRS, _check_cutoff, _check_max_pairs, search_boxes
+from .graph_checks import _BYTES_PER_PAIR, _search_box, estimate_pairs  # noqa: F401  (imported from acepy.graph)
 
 
 @dataclass
@@ -46,6 +39,8 @@ class Graph:
     cutoff: float
     n_atoms: int
     n_systems: int
+    # the search's own edge vectors at the positions it was searched for (see EdgeValues)
+    values: "EdgeValues | None" = field(default=None, repr=False, compare=False)
 
     @property
     def n_edges(self) -> int:
@@ -56,6 +51,7 @@ class Graph:
         return self.centers.device
 
     def to(self, device) -> "Graph":
+        same = torch.device(device) == self.device
         return Graph(
             centers=self.centers.to(device),
             neighbors=self.neighbors.to(device),
@@ -65,6 +61,7 @@ class Graph:
             cutoff=self.cutoff,
             n_atoms=self.n_atoms,
             n_systems=self.n_systems,
+            values=self.values if same else None,  # reused on the CPU only (EdgeValues)
         )
 
     def select(self, keep: torch.Tensor, cutoff: float) -> "Graph":
@@ -81,7 +78,51 @@ class Graph:
             cutoff=float(cutoff),
             n_atoms=self.n_atoms,
             n_systems=self.n_systems,
+            values=None if self.values is None else self.values.select(idx),
         )
+
+
+# Largest search whose edge vectors the graph keeps (32 bytes per edge, held with the graph):
+# above it one more Numba pass is a small part of a call.
+VALUES_MAX_EDGES = 1 << 20
+
+
+@dataclass
+class EdgeValues:
+    """A graph's edge vectors ``(E, 3)`` and distances ``(E,)`` as its own search's final filter
+    computed them, for (copies of) the positions and cell they were computed at.
+
+    :func:`reuse_edge_values` hands them out again only for exactly equal positions and cell, and
+    only where :func:`edge_vectors` would take its Numba branch (CPU float64, no gradient wanted),
+    which would compute these very values: a graph reused for moved positions (a skin) never
+    gives them. Shared, not copied: nothing writes into edge vectors."""
+
+    positions: torch.Tensor
+    cell: torch.Tensor
+    vectors: torch.Tensor
+    distances: torch.Tensor
+
+    def select(self, idx: torch.Tensor) -> "EdgeValues":
+        return EdgeValues(self.positions, self.cell, self.vectors.index_select(0, idx),
+                          self.distances.index_select(0, idx))
+
+
+def _numba_branch(positions: torch.Tensor, cell: torch.Tensor) -> bool:
+    """Whether :func:`edge_vectors` computes with its Numba pass (no gradient wanted, CPU float64)."""
+    return (positions.device.type == "cpu" and positions.dtype == torch.float64 and cell.dtype == torch.float64
+            and not (torch.is_grad_enabled() and (positions.requires_grad or cell.requires_grad)))
+
+
+def reuse_edge_values(graph: Graph, positions: torch.Tensor, cell: torch.Tensor) -> EdgeValues | None:
+    """``graph.values`` when they are what :func:`edge_vectors` (and the norm of its result)
+    would give for ``positions`` and ``cell``; otherwise None."""
+    values = graph.values
+    if values is None or not _numba_branch(positions, cell):
+        return None
+    if not (positions.shape == values.positions.shape and cell.shape == values.cell.shape
+            and torch.equal(positions, values.positions) and torch.equal(cell, values.cell)):
+        return None
+    return values
 
 
 def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, graph: Graph) -> torch.Tensor:
@@ -91,8 +132,7 @@ def edge_vectors(positions: torch.Tensor, cell: torch.Tensor, graph: Graph) -> t
     is what makes the virial), so it is plain torch indexing and arithmetic.
     """
     # index_select rather than fancy indexing: same autograd, a good deal faster on the CPU.
-    if (positions.device.type == "cpu" and positions.dtype == torch.float64 and cell.dtype == torch.float64
-            and not (torch.is_grad_enabled() and (positions.requires_grad or cell.requires_grad))):
+    if _numba_branch(positions, cell):
         # no gradient wanted (the fast path, the neighbour search's own filter): one Numba pass
         # over the edges; the torch formula below copies the cell once per edge for a batch of
         # several structures (~75 ns per edge) and costs a dozen small ops for a small one
@@ -162,27 +202,7 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     pbc = cpu.pbc.numpy()
     starts = cpu.atom_offsets.numpy()
 
-    boxes = cell64.copy()
-    unimodular: dict[int, np.ndarray] = {}
-    # Fully periodic cells with reduced vectors (the usual case) are checked for all structures at
-    # once; the others (slabs, clusters, skewed cells) one by one.
-    sizes = np.diff(starts).astype(np.float64)
-    simple = pbc.all(axis=1) & _is_reduced(cell64)
-    if max_pairs is not None and simple.any():
-        idx = np.flatnonzero(simple)
-        estimate = sizes[idx] ** 2 * (_BALL[3](cutoff) / np.abs(np.linalg.det(cell64[idx])))
-        over = idx[estimate > max_pairs]
-        if over.size:
-            b = int(over[0])
-            _check_pair_estimate(b, pos64[starts[b]:starts[b + 1]], cell64[b], pbc[b], cutoff, max_pairs)
-    for b in np.flatnonzero(~simple).tolist():
-        lo, hi = int(starts[b]), int(starts[b + 1])
-        if hi > lo:
-            _check_pair_estimate(b, pos64[lo:hi], cell64[b], pbc[b], cutoff, max_pairs)
-        box, u = _reduced_cell(cell64[b], pbc[b])
-        boxes[b] = _search_box(box, pbc[b])
-        if u is not None:
-            unimodular[b] = u
+    boxes, unimodular, simple = search_boxes(pos64, cell64, pbc, starts, cutoff, max_pairs)
     # Search slightly beyond the cutoff so that the search's own float64 distance test (from
     # wrapped positions) can never drop a pair that ours (in the batch's dtype, from the given
     # positions) keeps: the final ``r < cutoff`` test below is the only one that decides.
@@ -207,7 +227,11 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
         n_atoms=batch.n_atoms,
         n_systems=batch.n_systems,
     )
-    keep = edge_vectors(positions, cell, superset).norm(dim=1) < cutoff
+    vectors = edge_vectors(positions, cell, superset)
+    distances = torch.linalg.vector_norm(vectors, dim=1)  # as BatchGraph.distances computes them
+    keep = distances < cutoff
+    if _numba_branch(positions, cell) and superset.n_edges <= VALUES_MAX_EDGES:  # see EdgeValues
+        superset.values = EdgeValues(positions.clone(), cell.clone(), vectors, distances)
     graph = superset if bool(keep.all()) else superset.select(keep, cutoff)
     return graph.to(batch.device if device is None else device)
 
@@ -321,7 +345,9 @@ class GraphCache:
                 views[c] = search  # the search itself is the largest cutoff's graph (skin == 0)
                 continue
             if distances is None:
-                distances = edge_distances(ref.positions.detach(), ref.cell.detach(), search)
+                own = reuse_edge_values(search, ref.positions.detach(), ref.cell.detach())
+                distances = own.distances if own is not None else \
+                    edge_distances(ref.positions.detach(), ref.cell.detach(), search)
             views[c] = filter_graph(search, distances, c)
             self.n_views += 1
         self._views = {c: g if g.device == device else g.to(device) for c, g in views.items()}
@@ -345,116 +371,6 @@ def _all_equal(xs, ys) -> bool:
     if all(x.device.type == "cpu" for x in xs):
         return all(bool(torch.equal(x, y)) for x, y in zip(xs, ys))
     return bool(torch.stack([(x == y).all() for x, y in zip(xs, ys)]).all())
-
-
-def _check_cutoff(cutoff: float) -> None:
-    if isinstance(cutoff, bool) or not (isinstance(cutoff, numbers.Real) and np.isfinite(cutoff) and cutoff > 0):
-        raise ValueError(f"cutoff must be a finite number > 0, got {cutoff!r}")
-
-
-def _check_max_pairs(max_pairs):
-    if max_pairs is None:
-        return None
-    if isinstance(max_pairs, bool) or not isinstance(max_pairs, numbers.Integral) or max_pairs < 1:
-        raise ValueError(f"max_pairs must be a positive integer or None (no limit), got {max_pairs!r}")
-    return int(max_pairs)
-
-
-_BALL = (lambda r: 1.0, lambda r: 2.0 * r, lambda r: math.pi * r * r, lambda r: 4.0 / 3.0 * math.pi * r**3)
-
-
-def estimate_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> float:
-    """About how many (ordered) pairs of one structure lie within ``cutoff``, from the sizes alone.
-
-    Fully periodic: N x (N / V) x (4/3) pi rc^3, the atom density times the cutoff sphere (every
-    pair of a nearly singular cell is counted, images included). With d < 3 periodic directions:
-    N^2 x min(images, (4/3) pi rc^3 / V_eff), where images = max(1, V_d(rc) / A_d) counts the
-    lattice points of the periodic vectors (covolume A_d) within rc and V_eff = A_d x the extent
-    of the atoms along the other directions.
-    """
-    n = len(positions)
-    if n == 0:
-        return 0.0
-    periodic = cell[pbc]
-    d = len(periodic)
-    covolume = math.sqrt(max(float(np.linalg.det(periodic @ periodic.T)), 0.0)) if d else 1.0
-    sphere = _BALL[3](cutoff)
-    if d == 3:
-        return n * n * (sphere / covolume if covolume > 0 else math.inf)
-    images = max(1.0, _BALL[d](cutoff) / covolume) if covolume > 0 else math.inf
-    if d:
-        _, _, vt = np.linalg.svd(periodic)
-        across = vt[d:]
-    else:
-        across = np.eye(3)
-    extent = np.ptp(positions @ across.T, axis=0)
-    volume = covolume * float(np.prod(extent))
-    return n * n * min(images, sphere / volume if volume > 0 else math.inf)
-
-
-def _check_pair_estimate(b: int, positions, cell, pbc, cutoff: float, max_pairs: int | None) -> None:
-    if max_pairs is None:
-        return
-    estimate = estimate_pairs(positions, cell, pbc, cutoff)
-    if estimate <= max_pairs:
-        return
-    n = len(positions)
-    how = "atom density x cutoff sphere" if pbc.all() else "atom pairs x periodic images within the cutoff"
-    raise TooManyPairsError(
-        f"structure {b}: the neighbour list within the cutoff {cutoff:.6g} A would hold about {estimate:.3g} pairs "
-        f"({n} atoms; {how}), more than max_pairs = {max_pairs} (about {max_pairs * _BYTES_PER_PAIR / 1e9:.3g} GB to "
-        "evaluate). "
-        "Check the cell and the potential's cutoffs; if this is meant, raise the limit: acepy.load(..., "
-        "max_pairs=...), or model.graph_cache.max_pairs = ... (None: no limit)")
-
-
-def _reduced_cell(cell: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The cell with its periodic vectors pairwise reduced (each one's projection on every other at
-    most half that one's length), and the integer matrix U with reduced = U @ given over all three
-    rows (non-periodic rows kept); U is None when the given vectors are reduced already.
-
-    A cell-list search's time grows with the number of cells it scans; for a skewed cell that number
-    is huge (minutes for ``[[4, 0, 0], [4, 4e-4, 0], [0, 0, 4]]``), for the reduced one it is not. The
-    lattice, and so every pair and distance, is the same.
-    """
-    rows = np.flatnonzero(pbc)
-    basis = cell[rows].copy()
-    gram = basis @ basis.T
-    # reduced already (each projection at most half the other's length: the loop below would not
-    # change anything): the common case, one product instead of the pairwise loop
-    if np.all(np.abs(gram - np.diag(np.diag(gram))) <= (0.5 + 1e-9) * np.diag(gram)[None, :]):
-        return cell, None
-    u = np.eye(len(rows), dtype=np.int64)
-    changed, steps = True, 0
-    while changed and steps < 1000:
-        changed = False
-        for i in range(len(rows)):
-            for k in range(len(rows)):
-                if i == k:
-                    continue
-                mu = float(basis[i] @ basis[k]) / float(basis[k] @ basis[k])
-                if abs(mu) > 0.5 + 1e-9:  # strictly shortens basis[i]: the loop ends
-                    q = round(mu)
-                    basis[i] -= q * basis[k]
-                    u[i] -= q * u[k]
-                    changed = True
-        steps += 1
-    if steps == 1 and not changed:
-        return cell, None
-    full = np.eye(3, dtype=np.int64)
-    full[np.ix_(rows, rows)] = u
-    reduced = cell.copy()
-    reduced[rows] = basis
-    return reduced, full
-
-
-def _is_reduced(cells: np.ndarray) -> np.ndarray:
-    """(B,) whether all three vectors of each cell are pairwise reduced, as :func:`_reduced_cell`
-    tests it (each projection at most half the other vector's length)."""
-    gram = cells @ cells.transpose(0, 2, 1)
-    diag = np.diagonal(gram, axis1=1, axis2=2)
-    off = np.abs(gram - diag[:, :, None] * np.eye(3))
-    return np.all(off <= (0.5 + 1e-9) * diag[:, None, :], axis=(1, 2))
 
 
 def csr_offsets(centers: torch.Tensor, n_atoms: int) -> torch.Tensor:
@@ -493,27 +409,3 @@ def _rounding_pad(positions: np.ndarray, cell: np.ndarray, eps: float, cutoff: f
     if cell.size:
         scale += 3 * float(np.sqrt((cell * cell).sum(axis=2)).max())
     return 16 * eps * scale
-
-
-def _search_box(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
-    """The box handed to the search: the cell, with non-periodic rows replaced by unit vectors
-    orthogonal to the periodic ones.
-
-    No shift is ever taken along a non-periodic direction, so those rows never enter ``r_ij``;
-    ASE lets them be zero (slabs, clusters) or anything at all. The search takes fractional
-    coordinates (it inverts the box), so the box must be invertible; unit rows orthogonal to the
-    periodic ones make it so without changing any distance.
-    """
-    if pbc.all():
-        return cell
-    box = np.zeros((3, 3))
-    periodic = cell[pbc]
-    if len(periodic):
-        # The last right-singular vectors of the periodic rows span their orthogonal complement.
-        _, _, vt = np.linalg.svd(periodic)
-        complement = vt[len(periodic):]
-    else:
-        complement = np.eye(3)
-    box[pbc] = periodic
-    box[~pbc] = complement
-    return box

@@ -21,6 +21,7 @@ LAYERS = [
     ("acepy.coupling", 2, "coupling"),
     ("acepy.batch", 3, "batch"),
     ("acepy.graph_cuda", 3, "graph"),
+    ("acepy.graph_checks", 3, "graph"),
     ("acepy.graph", 3, "graph"),
     ("acepy.models", 4, "models"),
     ("acepy.io", 4, "io"),

@@ -29,7 +29,7 @@ import torch
 
 from acepy.batch import Batch, batch_from_atoms
 from acepy.errors import StructureError
-from acepy.graph import GraphCache, edge_vectors
+from acepy.graph import GraphCache, edge_vectors, reuse_edge_values
 from acepy.kernels import resolve_backend, scatter_forces_virials
 
 from .component import BatchGraph
@@ -244,6 +244,11 @@ class Stack:
             return BatchGraph(batch, species)
         if cutoff not in shared:
             graph = graphs[cutoff]
+            # the search's own vectors when these are its positions (the fast path, CPU float64)
+            own = reuse_edge_values(graph, batch.positions, batch.cell)
+            if own is not None:
+                shared[cutoff] = BatchGraph(batch, species, graph, own.vectors, _distances=own.distances)
+                return shared[cutoff]
             vectors = edge_vectors(batch.positions, batch.cell, graph)
             shared[cutoff] = BatchGraph(batch, species, graph, vectors.detach() if detach else vectors)
         return shared[cutoff]
