@@ -43,7 +43,8 @@ SYNC_OPS = {"_local_scalar_dense", "equal", "nonzero", "masked_select", "unique"
 HOST_SIDE = {
     ("batch", "validate"), ("batch", "batch_from_atoms"), ("batch", "_check_periodic_vectors"),
     ("graph", "neighbor_graph"), ("graph", "_rounding_pad"), ("graph", "_map_back_shifts"),
-    ("graph", "_check_pair_estimate"), ("graph", "estimate_pairs"), ("graph", "_reduced_cell"),
+    ("graph_checks", "search_boxes"), ("graph_checks", "_check_pair_estimate"), ("graph_checks", "estimate_pairs"),
+    ("graph_checks", "_reduced_cell"),
     ("graph", "_make_views"),  # the views of a host search are filtered on the host, then uploaded
     # the cache's equality tests compare the host copy that the stack passes (checked by a spy below)
     ("graph", "_all_equal"), ("graph", "_equal"),
@@ -52,6 +53,9 @@ HOST_SIDE = {
 }
 # the Numba branch of edge_vectors runs for CPU float64 tensors only (CUDA takes the torch formula)
 CPU_ONLY = {("graph", "edge_vectors"),
+            # the search's own edge vectors are compared and reused on that branch only (on CUDA
+            # the graph moved to the device has none, and the function returns before any read)
+            ("graph", "reuse_edge_values"),
             # its shortcut (no density cutoff reached: a host read) is taken on the CPU only
             ("embedding", "density_inner_cutoff")}
 
@@ -59,9 +63,8 @@ CPU_ONLY = {("graph", "edge_vectors"),
 BUDGET = {
     # the one fused check of the ACE call: distances inside the tables, finite energies and forces
     ("ace", "energies_and_edge_grads", "_local_scalar_dense"): 1,
-    # the pair table's edges inside its cutoff (a nonzero) and its range check (acepy/models/pair.py:
-    # to fuse like ACE's, see the issue 21 note)
-    ("pair", "_edges", "nonzero"): 1,
+    # the pair table's range check, one flag read (acepy/models/pair.py; its edges inside the cutoff
+    # need no nonzero when the graph's cutoff is not above the smallest table cutoff, as here)
     ("pair", "_edges", "_local_scalar_dense"): 1,
 }
 

@@ -304,6 +304,7 @@ class Pair(Component):
         self.section_index = torch.as_tensor(index, device=self.device)
         self._tables = _Tables(lammps_tables, dtype, self.device)
         self.cutoff = max(tb.cut for tb in lammps_tables)
+        self._min_cut = min(tb.cut for tb in lammps_tables)
 
     # E_i = 1/2 sum_j V(r_ij): each edge's term depends on that edge alone (Hessian: 3 x 3 per edge)
     edge_local = True
@@ -314,23 +315,37 @@ class Pair(Component):
 
     # ---- evaluation -----------------------------------------------------------------------------
     def _edges(self, inputs: BatchGraph, species, centers, neighbors, vectors):
-        """Kept edges (r^2 < cut^2 of their pair), their sections and r^2; raises below inner."""
+        """The edges inside their pair's cutoff (LAMMPS: r^2 < cut^2): ``keep`` (their indices, or
+        None for all), ``inside`` (None, or the mask of those kept when ``keep`` is None), their
+        sections and r^2; raises below the inner distance.
+
+        The indices (a ``nonzero``: a host sync on CUDA) are taken only when the graph's cutoff is
+        above the smallest table cutoff (as ACE._prepare does); otherwise every edge stays and
+        ``inside`` masks the rare one that r^2's rounding puts at the cutoff. The range check is
+        one flag read."""
         sec = self.section_index[species[centers], species[neighbors]]
         rsq = (vectors * vectors).sum(dim=1)
-        keep = torch.nonzero(rsq.detach() < self._tables.cutsq[sec]).squeeze(1)
-        sec, rsq = sec[keep], rsq[keep]
+        inside = rsq.detach() < self._tables.cutsq[sec]
+        keep = None
+        graph_cutoff = getattr(inputs.graph, "cutoff", None)
+        if graph_cutoff is None or graph_cutoff > self._min_cut:
+            keep = torch.nonzero(inside).squeeze(1)
+            sec, rsq, inside = sec[keep], rsq[keep], None
         low = rsq.detach() < self._tables.innersq[sec]
+        if inside is not None:
+            low = low & inside
         if bool(low.any()):
             e = int(torch.nonzero(low)[0])
-            i, j = int(centers[keep[e]]), int(neighbors[keep[e]])
+            edge = e if keep is None else int(keep[e])
+            i, j = int(centers[edge]), int(neighbors[edge])
             tb = self.lammps_tables[int(sec[e])]
             raise TooCloseError(
-                f"{inputs.describe_edge(int(keep[e]))} ({self.elements[int(species[i])]}-"
+                f"{inputs.describe_edge(edge)} ({self.elements[int(species[i])]}-"
                 f"{self.elements[int(species[j])]}) are "
                 f"{float(rsq[e].detach()) ** 0.5:.6g} A apart: closer than the pair table's inner distance "
                 f"{tb.inner:.6g} A (section {tb.keyword} of {self.path}; LAMMPS stops here too: "
                 "'Pair distance < table inner cutoff')")
-        return keep, sec, rsq
+        return keep, inside, sec, rsq
 
     def site_energies(self, inputs: BatchGraph, backend: str | None = "torch") -> torch.Tensor:
         """E_i = 1/2 sum_j V(r_ij) (N,): plain torch, differentiable twice w.r.t. ``inputs.vectors``.
@@ -338,10 +353,12 @@ class Pair(Component):
         The first derivative is LAMMPS's force spline, the second its derivative (see module doc).
         """
         species, centers = inputs.species, inputs.centers
-        keep, sec, rsq = self._edges(inputs, species, centers, inputs.neighbors, inputs.vectors)
+        keep, inside, sec, rsq = self._edges(inputs, species, centers, inputs.neighbors, inputs.vectors)
         v = _TableEnergy.apply(rsq, self._tables, sec)
+        if inside is not None:
+            v = torch.where(inside, v, 0.0)
         energies = torch.zeros(species.shape[0], dtype=v.dtype, device=v.device)
-        return energies.index_add(0, centers[keep], 0.5 * v)
+        return energies.index_add(0, centers if keep is None else centers[keep], 0.5 * v)
 
     @torch.no_grad()
     def energies_and_edge_grads(self, inputs: BatchGraph, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -351,11 +368,14 @@ class Pair(Component):
         ``backend`` choice does not change this component's arithmetic).
         """
         species, centers, vectors = inputs.species, inputs.centers, inputs.vectors.detach()
-        keep, sec, rsq = self._edges(inputs, species, centers, inputs.neighbors, vectors)
+        keep, inside, sec, rsq = self._edges(inputs, species, centers, inputs.neighbors, vectors)
         flat, a, b = self._tables.bins(rsq, sec)
         v = self._tables.cubic(self._tables.e, self._tables.e2, flat, a, b, sec)
         fpair = self._tables.cubic(self._tables.f, self._tables.f2, flat, a, b, sec)
         energies = torch.zeros(species.shape[0], dtype=vectors.dtype, device=vectors.device)
+        if keep is None:
+            v, fpair = torch.where(inside, v, 0.0), torch.where(inside, fpair, 0.0)
+            return energies.index_add(0, centers, 0.5 * v), (-0.5 * fpair)[:, None] * vectors
         energies = energies.index_add(0, centers[keep], 0.5 * v)
         grads = torch.zeros_like(vectors)
         grads[keep] = (-0.5 * fpair)[:, None] * vectors[keep]
