@@ -39,6 +39,12 @@ from .hessian_routes import SiteBlocks
 
 # Bytes of work arrays per chunk of atoms (K, J, the blocks): bounds the memory of a Hessian call.
 CHUNK_BYTES = 256 * 2**20
+# Atoms per chunk at most. A few dozen atoms amortise the per-chunk Python and op overhead; larger
+# chunks only make larger work arrays, and arrays past glibc's mmap threshold (at most 32 MB) are
+# fresh mappings on every allocation: their page faults (kernel time) grew the cost per atom of a
+# small potential 1.7x from 64 to 1000 atoms (AlTi-synthetic-linear: 0 faults per atom at 64 atoms,
+# ~800 at 1000 with 388-atom chunks).
+CHUNK_ATOMS = 64
 
 
 @dataclass
@@ -141,8 +147,8 @@ def _curvature_plan(ace) -> ProductCurvaturePlan:
 
 
 def _chunks(offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
-    """Atom ranges whose work arrays (K and the curvature of the products, J per slot twice, the
-    blocks) fit :data:`CHUNK_BYTES`."""
+    """Atom ranges of at most :data:`CHUNK_ATOMS` atoms whose work arrays (K and the curvature of
+    the products, J per slot twice, the blocks) fit :data:`CHUNK_BYTES`."""
     n = offsets.shape[0] - 1
     counts = np.diff(offsets)
     a0 = 0
@@ -151,7 +157,7 @@ def _chunks(offsets: np.ndarray, n_z: int) -> Iterator[tuple[int, int]]:
         while a1 < n:
             m_new = max(m, int(counts[a1]))
             per_atom = 8 * (2 * n_z * n_z + 3 * 3 * m_new * n_z + 9 * m_new * m_new)
-            if a1 > a0 and (a1 - a0 + 1) * per_atom > CHUNK_BYTES:
+            if a1 > a0 and ((a1 - a0 + 1) * per_atom > CHUNK_BYTES or a1 - a0 >= CHUNK_ATOMS):
                 break
             a1, m = a1 + 1, m_new
         yield a0, a1
@@ -182,10 +188,23 @@ class _Layout:
             keep[:w] = read
             keep[w:2 * w] = read & ~im_m0
         self.keep = torch.as_tensor(np.nonzero(keep)[0], device=ace.device)
+        # A1, rho_core and f_zbl are always kept, in this order, after the kept columns of A
+        # the kept columns of Re A and Im A: (species block, index in the block, its (l, m) index)
+        size = max(1, nrad * nh)
+        dev = ace.device
+        self.re, self.im = ((self._species(nel, torch.as_tensor(c // size, device=dev)),
+                             torch.as_tensor(c % size, device=dev), torch.as_tensor(c % size % nh, device=dev))
+                            for c in (np.nonzero(keep[:w])[0], np.nonzero(keep[w:2 * w])[0]))
+        self.lm_of = torch.as_tensor(np.tile(np.arange(nh), nrad), device=dev)  # index in a block -> (l, m)
+        self.a1_blk = self._species(nel, torch.arange(nel, device=dev).repeat_interleave(nb))
         kept_of = np.full(self.n_z, -1)
         kept_of[keep] = np.arange(int(keep.sum()))
         self.kept_of = torch.as_tensor(kept_of[:2 * w], device=ace.device)  # A variables -> kept index
         self.l_of = torch.as_tensor([l for l in range(ace.lmax + 1) for _ in range(l + 1)], device=ace.device)
+
+    @staticmethod
+    def _species(nel: int, blk: torch.Tensor):
+        return None if nel == 1 else blk
 
 
 def site_curvatures(ace, inputs: BatchGraph, backend: str) -> Iterator[_Curvature]:
@@ -215,27 +234,29 @@ def site_curvatures(ace, inputs: BatchGraph, backend: str) -> Iterator[_Curvatur
                 f, df_dr, zedge = ace._zbl_switch(n, _with_r(edges, r))
                 has = zedge >= 0
                 fz = r.new_zeros(n_e).index_put((zedge[has],), f[has])
-        # ---- per-edge features phi and their Jacobian J = dphi/dr (analytic) -------------------
-        feats, jacs = [], []
+        # ---- per-edge features phi, summed per atom, and the kept columns of J = dphi/dr --------
+        # An edge's features sit in the block of z of its neighbour species; only the kept
+        # columns of J are formed (AlTi-synthetic-linear keeps 105 of 561).
+        sums, jacs = [], []
         if width:
-            rnl = rad.rnl.detach()[:, :, lay.l_of]  # (E, nrad, nh)
-            drnl = rad.drnl.detach()[:, :, lay.l_of]
-            for y, dy in ((y_re.detach(), dy_re.detach()), (y_im.detach(), dy_im.detach())):
-                feats.append(_species_block((rnl * y[:, None, :]).reshape(n_e, nrad * nh), mu_j, nel))
-                j = (drnl * y[:, None, :])[..., None] * rhat[:, None, None, :] + rnl[..., None] * dy[:, None, :, :]
-                jacs.append(_species_block(j.reshape(n_e, nrad * nh, 3), mu_j, nel))
-        feats.append(_species_block(rad.gk.detach(), mu_j, nel))
-        jacs.append(_species_block(rad.dgk.detach()[..., None] * rhat[:, None, :], mu_j, nel))
-        feats.append(rad.cr.detach()[:, None])
+            rnl = rad.rnl.detach()[:, :, lay.l_of].reshape(n_e, nrad * nh)  # (E, S)
+            drnl = rad.drnl.detach()[:, :, lay.l_of].reshape(n_e, nrad * nh)
+            parts = ((y_re.detach(), dy_re.detach(), lay.re), (y_im.detach(), dy_im.detach(), lay.im))
+            for y, dy, (blk, loc, lm) in parts:
+                sums.append(_species_sum(rnl * y[:, lay.lm_of], centers, mu_j, n, nel))
+                j = (drnl[:, loc] * y[:, lm])[..., None] * rhat[:, None, :] + rnl[:, loc, None] * dy[:, lm, :]
+                jacs.append(_own_species(j, blk, mu_j))
+        sums.append(_species_sum(rad.gk.detach(), centers, mu_j, n, nel))
+        jacs.append(_own_species((rad.dgk.detach()[..., None] * rhat[:, None, :]).repeat(1, nel, 1), lay.a1_blk, mu_j))
+        sums.append(r.new_zeros((n, 1)).index_add(0, centers, rad.cr.detach()[:, None]))
         jacs.append((rad.dcr.detach()[:, None] * rhat)[:, None, :])
         if lay.zbl:
             dfz = r.new_zeros(n_e).index_put((zedge[has],), df_dr.detach()[has])
-            feats.append(fz.detach()[:, None])
+            sums.append(r.new_zeros((n, 1)).index_add(0, centers, fz.detach()[:, None]))
             jacs.append((dfz[:, None] * rhat)[:, None, :])
-        phi = torch.cat(feats, dim=1)  # (E, Z)
-        jac = torch.cat(jacs, dim=1)[:, lay.keep]  # (E, Z', 3)
+        jac = torch.cat(jacs, dim=1)  # (E, Z', 3): the kept columns, in the order of lay.keep
         # ---- per-atom sums and the outer function G --------------------------------------------
-        zsum = phi.new_zeros((n, n_z)).index_add(0, centers, phi)
+        zsum = torch.cat(sums, dim=1)  # (n, Z)
         if lay.zbl:  # atoms without neighbours have f_zbl = 1 (see ACE._zbl_switch)
             zsum[:, -1] = torch.where(torch.bincount(centers, minlength=n) > 0, zsum[:, -1], 1.0)
         core = zsum[:, lay.core]
@@ -301,15 +322,19 @@ def _with_r(edges, r):
     return replace(edges, r=r)
 
 
-def _species_block(values: torch.Tensor, mu_j: torch.Tensor, nel: int) -> torch.Tensor:
-    """Per-edge features ``(E, S)`` (or Jacobians ``(E, S, 3)``) placed in the block of z that
-    belongs to the edge's neighbour species: ``(E, nel * S[, 3])``, zero elsewhere."""
-    if nel == 1:
-        return values
-    e, size = values.shape[0], values.shape[1]
-    out = values.new_zeros((e, nel) + tuple(values.shape[1:]))
-    out[torch.arange(e, device=values.device), mu_j] = values
-    return out.reshape((e, nel * size) + tuple(values.shape[2:]))
+def _species_sum(values: torch.Tensor, centers: torch.Tensor, mu_j: torch.Tensor, n: int, nel: int) -> torch.Tensor:
+    """Per-edge features ``(E, S)`` summed per centre into the block of the edge's neighbour
+    species: ``(n, nel * S)``."""
+    out = values.new_zeros((n * nel, values.shape[1]))
+    return out.index_add_(0, centers * nel + mu_j, values).reshape(n, nel * values.shape[1])
+
+
+def _own_species(jac: torch.Tensor, blk: torch.Tensor | None, mu_j: torch.Tensor) -> torch.Tensor:
+    """Per-edge Jacobian columns ``(E, K, 3)`` of the species blocks ``blk (K,)``: zero where the
+    block is not the edge's neighbour species (one species: every column is its own)."""
+    if blk is None:
+        return jac
+    return torch.where((blk[None, :] == mu_j[:, None])[..., None], jac, 0.0)
 
 
 def _outer_derivatives(ace, species, rho, core, f_zbl):

@@ -91,15 +91,19 @@ def _stack_energy_fn(stack, batch: Batch):
 
 
 class _Assembler:
-    """Sums site blocks into one dense ``(n_b, n_b, 3, 3)`` buffer per structure."""
+    """Sums site blocks into one dense ``(n_b, 3, n_b, 3)`` Hessian per structure, in place.
+
+    The buffer is read as rows of 3 (the last axis): block (p, q) row a is row (3 p + a) n_b + q,
+    so every block array is added in its own memory order and the result needs no transpose copy
+    (the O(N^2) result is written twice, zeroed and summed into, instead of three times)."""
 
     def __init__(self, batch: Batch):
         self.n_b = batch.atom_offsets[1:] - batch.atom_offsets[:-1]
-        sizes = self.n_b * self.n_b
-        self.base = torch.cumsum(sizes, 0) - sizes
+        sizes = 9 * self.n_b * self.n_b
+        self.base = (torch.cumsum(sizes, 0) - sizes) // 3  # first row of each structure
         self.first = batch.atom_offsets[:-1]
         self.system_idx = batch.system_idx
-        self.buffer = batch.positions.new_zeros((int(sizes.sum()), 3, 3))
+        self.buffer = batch.positions.new_zeros((int(sizes.sum()) // 3, 3))
 
     def add(self, blocks) -> None:
         i, nb, b = blocks.centers, blocks.neighbors, blocks.blocks  # (n,), (n, M), (n, M, 3, M, 3)
@@ -107,21 +111,25 @@ class _Assembler:
         first, base, size = self.first[s], self.base[s], self.n_b[s]
         il = i - first
         nl = nb - first[:, None]
+        axis = torch.arange(3, device=nl.device)
         put = self.buffer.index_add_
         # H[p, q] = sum_st B[s, t] (d_{p, nb_s} - d_{p, i}) (d_{q, nb_t} - d_{q, i})
-        flat = base[:, None, None] + nl[:, :, None] * size[:, None, None] + nl[:, None, :]
-        put(0, flat.reshape(-1), b.permute(0, 1, 3, 2, 4).reshape(-1, 3, 3))
-        put(0, (base[:, None] + il[:, None] * size[:, None] + nl).reshape(-1),
-            -b.sum(1).permute(0, 2, 1, 3).reshape(-1, 3, 3))
-        put(0, (base[:, None] + nl * size[:, None] + il[:, None]).reshape(-1), -b.sum(3).reshape(-1, 3, 3))
-        put(0, base + il * size + il, b.sum((1, 3)))
+        size1, base1 = size[:, None, None, None], base[:, None, None, None]
+        rows = base1 + (3 * nl[:, :, None, None] + axis[:, None]) * size1 + nl[:, None, None, :]  # (n, s, a, t)
+        put(0, rows.reshape(-1), b.reshape(-1, 3))
+        rows = base[:, None, None] + (3 * il[:, None, None] + axis[:, None]) * size[:, None, None] + nl[:, None, :]
+        put(0, rows.reshape(-1), -b.sum(1).reshape(-1, 3))  # (n, a, t)
+        rows = base[:, None, None] + (3 * nl[:, :, None] + axis) * size[:, None, None] + il[:, None, None]
+        put(0, rows.reshape(-1), -b.sum(3).reshape(-1, 3))  # (n, s, a)
+        put(0, (base[:, None] + (3 * il[:, None] + axis) * size[:, None] + il[:, None]).reshape(-1),
+            b.sum((1, 3)).reshape(-1, 3))  # (n, a)
 
     def result(self) -> list[torch.Tensor]:
-        out = []
-        for base, n in zip(self.base.tolist(), self.n_b.tolist()):
-            h = self.buffer[base:base + n * n].reshape(n, n, 3, 3)
-            out.append(h.permute(0, 2, 1, 3).contiguous())
-        return out
+        out = [self.buffer[base:base + 3 * n * n].view(n, 3, n, 3)
+               for base, n in zip(self.base.tolist(), self.n_b.tolist())]
+        # one structure: the buffer itself; a batch: a tensor of its own each (a view would keep
+        # the whole batch's buffer alive, and torch.save would write all of it)
+        return out if len(out) == 1 else [h.clone() for h in out]
 
 
 def stack_hessian(stack, batch: Batch, method: str, step: float | None):
@@ -166,8 +174,8 @@ def _sites_hessian(stack, batch: Batch):
             blocks = slot_blocks(comp, inputs)
         for sb in blocks:
             assembler.add(sb)
-    out = assembler.result()
-    del assembler  # its buffers: a dense Hessian of 4096 atoms is 1.2 GB
+    out = assembler.result()  # views of one buffer, one per structure
+    del assembler
     if dense is not None:
         out = [h.add_(d) for h, d in zip(out, dense)]  # in place: no third copy of each Hessian
     return out, routes
