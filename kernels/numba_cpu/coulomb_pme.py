@@ -116,14 +116,7 @@ def _pme_hessian_kernel(phi, pot, base, w, dw, ddw, q, amat, pref, order, out):
             hu[2, 0] = f20
             hu[2, 1] = f21
             hu[2, 2] = f22
-            scale = pref * q[i] * q[j]
-            for a in range(3):
-                for c in range(3):
-                    acc = 0.0
-                    for d in range(3):
-                        for e in range(3):
-                            acc += amat[a, d] * hu[d, e] * amat[c, e]
-                    hx[a, c] = scale * acc
+            _to_cartesian(amat, hu, pref * q[i] * q[j], hx)
             if j == i:
                 for a in range(3):
                     for c in range(3):
@@ -157,13 +150,25 @@ def _pme_hessian_kernel(phi, pot, base, w, dw, ddw, q, amat, pref, order, out):
         for d in range(3):
             for e in range(d):
                 hu[d, e] = hu[e, d]
+        _to_cartesian(amat, hu, pref * q[i], hx)
         for a in range(3):
             for c in range(3):
-                acc = 0.0
-                for d in range(3):
-                    for e in range(3):
-                        acc += amat[a, d] * hu[d, e] * amat[c, e]
-                out[i, a, i, c] += pref * q[i] * acc
+                out[i, a, i, c] += hx[a, c]
+
+
+def _to_cartesian(amat, hu, scale, hx):
+    """``hx = scale A hu A^T`` (3 x 3): a block in mesh coordinates to Cartesian ones
+    (``grad_x = A grad_u``, module docstring)."""
+    for a in range(3):
+        for c in range(3):
+            acc = 0.0
+            for d in range(3):
+                for e in range(3):
+                    acc += amat[a, d] * hu[d, e] * amat[c, e]
+            hx[a, c] = scale * acc
+
+
+_to_cartesian = numba.njit(cache=True, fastmath=True, inline="always")(_to_cartesian)
 
 
 def _compile_fast(fn):

@@ -195,36 +195,21 @@ def _visit(i, wrapped, binned, frac, boxes, system_of, bin_first, bin_start, bin
     for ox in range(-mx, mx + 1):
         if _gap(frac[i, 0], bx + ox, lower[b, 0], width[b, 0], heights[b, 0]) > limit:
             continue
-        tx = bx + ox
-        if pbc[b, 0]:
-            sx = tx // nx
-            tx -= sx * nx
-        else:
-            if tx < 0 or tx >= nx:
-                continue
-            sx = 0
+        tx, sx, inside = _wrap_bin(bx + ox, nx, pbc[b, 0])
+        if not inside:
+            continue
         for oy in range(-my, my + 1):
             if _gap(frac[i, 1], by + oy, lower[b, 1], width[b, 1], heights[b, 1]) > limit:
                 continue
-            ty = by + oy
-            if pbc[b, 1]:
-                sy = ty // ny
-                ty -= sy * ny
-            else:
-                if ty < 0 or ty >= ny:
-                    continue
-                sy = 0
+            ty, sy, inside = _wrap_bin(by + oy, ny, pbc[b, 1])
+            if not inside:
+                continue
             for oz in range(-mz, mz + 1):
                 if _gap(frac[i, 2], bz + oz, lower[b, 2], width[b, 2], heights[b, 2]) > limit:
                     continue
-                tz = bz + oz
-                if pbc[b, 2]:
-                    sz = tz // nz
-                    tz -= sz * nz
-                else:
-                    if tz < 0 or tz >= nz:
-                        continue
-                    sz = 0
+                tz, sz, inside = _wrap_bin(bz + oz, nz, pbc[b, 2])
+                if not inside:
+                    continue
                 vx = sx * boxes[b, 0, 0] + sy * boxes[b, 1, 0] + sz * boxes[b, 2, 0] - xi
                 vy = sx * boxes[b, 0, 1] + sy * boxes[b, 1, 1] + sz * boxes[b, 2, 1] - yi
                 vz = sx * boxes[b, 0, 2] + sy * boxes[b, 1, 2] + sz * boxes[b, 2, 2] - zi
@@ -256,6 +241,18 @@ def _gap(f, t, lower, width, height):
 
 
 _gap = numba.njit(cache=True, inline="always")(_gap)
+
+
+def _wrap_bin(t, n, periodic):
+    """Bin row ``t`` (unwrapped index) along one direction of ``n`` bins: ``(row in 0..n-1, cell
+    shift, whether it exists)``; along a non-periodic direction rows outside 0..n-1 do not."""
+    if periodic:
+        s = t // n
+        return t - s * n, s, True
+    return t, 0, 0 <= t < n
+
+
+_wrap_bin = numba.njit(cache=True, inline="always")(_wrap_bin)
 
 
 def _visit_small(i, lo, hi, wrapped, frac, boxes, heights, pbc, b, cutoff, wrap, neighbors, shifts, start):
