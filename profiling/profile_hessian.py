@@ -35,7 +35,8 @@ from profile_forces import (
     supercell,
 )
 
-OPS = ["force call", "hessian (sites)", "hessian (fd)", "hvp x1", "hvp x32"]
+# hvp x8: the forward-mode route (up to ace_hvp.MAX_VECTORS vectors); x32: the per-site route
+OPS = ["force call", "hessian (sites)", "hessian (fd)", "hvp x1", "hvp x8", "hvp x32"]
 COLUMNS = ["potential", "atoms", "op", "median_s", "spread", "ms_per_atom", "force_calls", "estimate",
            "peak_mem_mb", "threads", "device", "commit", "date", "machine"]
 
@@ -43,12 +44,14 @@ COLUMNS = ["potential", "atoms", "op", "median_s", "spread", "ms_per_atom", "for
 def _ops(model, atoms, rng):
     n = len(atoms)
     v1 = torch.as_tensor(rng.normal(size=(n, 3)), dtype=model.dtype, device=model.device)
+    v8 = torch.as_tensor(rng.normal(size=(8, n, 3)), dtype=model.dtype, device=model.device)
     v32 = torch.as_tensor(rng.normal(size=(32, n, 3)), dtype=model.dtype, device=model.device)
     return {
         "force call": lambda: model.evaluate(atoms),
         "hessian (sites)": lambda: model.hessian(atoms, method="sites"),
         "hessian (fd)": lambda: model.hessian(atoms, method="fd"),
         "hvp x1": lambda: model.hessian_vector_product(atoms, v1),
+        "hvp x8": lambda: model.hessian_vector_product(atoms, v8),
         "hvp x32": lambda: model.hessian_vector_product(atoms, v32),
     }
 
