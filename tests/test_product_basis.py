@@ -360,3 +360,102 @@ def test_rank3_terms_sharing_prefixes(backend):
     g = product_basis_adjoint(*args, w_rho.to(d), backend=backend)
     for q, what in enumerate(("re", "im")):
         assert_close(g[q], g_ref[q], torch.float64, what=f"{backend} adjoint {what}")
+
+
+def shared_prefix_problem(rng, n, h, sizes, p):
+    """Terms of rank 0..5 over few columns (many share their sorted factors but the last, in runs
+    of several lengths), trailing and interior padding, in several groups (species)."""
+    a_re, a_im, group, goff, codes, coeff, w_rho = random_problem(rng, n, h, sizes, 6, p, interior_padding=True)
+    codes = codes.clone()
+    s = codes.shape[0]
+    rank = torch.as_tensor(rng.choice([0, 1, 2, 3, 3, 3, 4, 5], s))
+    codes[:, :5] = torch.as_tensor(4 * rng.integers(0, h, (s, 5)) + rng.integers(0, 4, (s, 5)))
+    codes[torch.arange(6)[None, :] >= rank[:, None]] = -1
+    holes = torch.as_tensor(rng.random(codes.shape) < 0.1)  # a -1 inside: the factor 1
+    codes[holes & (torch.arange(6)[None, :] < 5)] = -1
+    codes = codes[:, torch.as_tensor(rng.permutation(6))]  # padding anywhere
+    return a_re, a_im, group, goff, codes, coeff, w_rho
+
+
+def test_prefix_plan_layout():
+    """Every term once, as its prefix times its last factor with its coefficients; the runs
+    column-major (diagonals shrink, term j of a diagonal has its block's prefix j)."""
+    from acepy.kernels.numba_cpu.product_basis import prefix_plan
+
+    rng = np.random.default_rng()
+    _, _, _, goff, codes, coeff, _ = shared_prefix_problem(rng, 3, 3, [150, 0, 60], 2)
+    block_group, block_m, block_pre, block_diag, diag_start, pre_codes, last, coeff_t, const, width = prefix_plan(
+        ProductBasisPlan(codes, coeff, goff))
+    assert pre_codes.dtype == last.dtype == np.uint32
+    for g in range(3):
+        expect, got = [], []
+        for s in range(int(goff[g]), int(goff[g + 1])):
+            factors = tuple(sorted(c for c in codes[s].tolist() if c >= 0))
+            if factors:
+                expect.append((factors, tuple(coeff[s].tolist())))
+        for b in range(block_group[g], block_group[g + 1]):
+            m, q0 = block_m[b], block_pre[b]
+            sizes = np.diff(diag_start[block_diag[b]:block_diag[b + 1] + 1])
+            assert sizes[0] == block_pre[b + 1] - q0 and (np.diff(sizes) <= 0).all()
+            for d in range(block_diag[b], block_diag[b + 1]):
+                for j in range(diag_start[d + 1] - diag_start[d]):
+                    s = diag_start[d] + j
+                    prefix = pre_codes[:m, q0 + j].tolist()
+                    assert prefix == sorted(prefix) and (not prefix or prefix[-1] <= last[s])
+                    got.append((tuple(prefix) + (int(last[s]),), tuple(coeff_t[:, s].tolist())))
+        assert sorted(got) == sorted(expect)
+        n_t = diag_start[block_diag[block_group[g + 1]]] - diag_start[block_diag[block_group[g]]]
+        assert width >= n_t and width >= block_pre[block_group[g + 1]] - block_pre[block_group[g]]
+        rank0 = [s for s in range(int(goff[g]), int(goff[g + 1])) if (codes[s] < 0).all()]
+        assert np.allclose(const[g], coeff[rank0].sum(0).numpy(), rtol=0, atol=1e-14)
+
+
+def test_per_atom_functions_against_reference():
+    """The per-atom functions as the fused kernel calls them: the prefix plan's densities, then its
+    adjoint reusing their prefix products (``ab_ready``), and the triple plan's, on terms of rank
+    0..5 with padding anywhere, in several species, against the reference to 1e-12."""
+    import numba
+
+    from acepy.kernels.numba_cpu import product_basis as nb
+
+    @numba.njit
+    def prefix_driver(a_re, a_im, group, pp, w_rho, rho, ga_re, ga_im):
+        h = a_re.shape[1]
+        work = np.empty((5, nb._prefix_width_jit(pp)))
+        row_re, row_im = np.empty(4 * h), np.empty(4 * h)
+        for i in range(a_re.shape[0]):
+            grad_re, grad_im = np.zeros(4 * h), np.zeros(4 * h)
+            nb._load_signed_row_jit(a_re, a_im, i, row_re, row_im)
+            nb._atom_densities_prefix_jit(row_re, row_im, group[i], pp, work, rho[i])
+            nb._atom_adjoint_prefix_jit(row_re, row_im, group[i], pp, work, True, w_rho[i], grad_re, grad_im)
+            nb._fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, i)
+
+    @numba.njit
+    def triple_driver(a_re, a_im, group, tp, w_rho, rho, ga_re, ga_im):
+        t_off, t_codes, t_coeff, r_off, r_codes, r_length, r_coeff = tp
+        h, rmax = a_re.shape[1], r_codes.shape[1]
+        scratch = np.empty(max(nb._max_triples_jit(t_off), 1))
+        row_re, row_im = np.empty(4 * h), np.empty(4 * h)
+        f_re, f_im, pre_re, pre_im = np.empty(rmax), np.empty(rmax), np.empty(rmax + 1), np.empty(rmax + 1)
+        for i in range(a_re.shape[0]):
+            grad_re, grad_im = np.zeros(4 * h), np.zeros(4 * h)
+            nb._load_signed_row_jit(a_re, a_im, i, row_re, row_im)
+            nb._atom_densities_jit(row_re, row_im, group[i], t_off, t_codes, t_coeff, r_off, r_codes, r_length,
+                                   r_coeff, scratch, rho[i])
+            nb._atom_adjoint_jit(row_re, row_im, group[i], t_off, t_codes, t_coeff, r_off, r_codes, r_length, r_coeff,
+                                 w_rho[i], scratch, f_re, f_im, pre_re, pre_im, grad_re, grad_im)
+            nb._fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, i)
+
+    rng = np.random.default_rng()
+    a_re, a_im, group, goff, codes, coeff, w_rho = shared_prefix_problem(rng, 9, 4, [0, 300, 90], 3)
+    plan = ProductBasisPlan(codes, coeff, goff)
+    rho_ref = product_basis(a_re, a_im, group, plan, backend="torch")
+    g_ref = product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
+    args = (a_re.numpy(), a_im.numpy(), group.numpy())
+    for what, driver, arrays in (("prefix", prefix_driver, nb.prefix_plan(plan)),
+                                 ("triple", triple_driver, nb.triple_plan(plan))):
+        rho, ga_re, ga_im = np.full((9, 3), np.nan), np.full((9, 4), np.nan), np.full((9, 4), np.nan)
+        driver(*args, arrays, w_rho.numpy(), rho, ga_re, ga_im)
+        assert_close(torch.as_tensor(rho), rho_ref, torch.float64, what=f"{what} rho")
+        assert_close(torch.as_tensor(ga_re), g_ref[0], torch.float64, what=f"{what} adjoint re")
+        assert_close(torch.as_tensor(ga_im), g_ref[1], torch.float64, what=f"{what} adjoint im")

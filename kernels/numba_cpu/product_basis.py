@@ -4,20 +4,13 @@
 One atom per parallel iteration (owner computes). Each iteration copies its row of ``a`` into
 local arrays, in the four signed/conjugated variants the factor codes address directly, and
 accumulates its gradient locally per variant (contiguous, alias-free, no decoding in the loops).
-Every term loops only up to its last real factor (``plan.term_length``, computed once per plan),
-so padding to the largest rank costs nothing. The adjoint of a product of ``k`` factors takes
-prefix and suffix products, so every ``prod over s != t`` costs O(1) instead of O(k).
 
-Rank-3 terms (most of a potential's: 4884 of 5644 for the bundled Cu-shaped one) go through a
-shared-prefix scheme, a one-level form of PACE's recursive evaluator (which shares partial
-products between basis functions: Lysogorskiy et al., npj Comput. Mater. 7, 97 (2021)): the
-product is commutative, so each term's factors are sorted and the terms sorted by them
-(:func:`triple_plan`, once per plan); terms ``a b d`` that share the prefix ``a b`` then take
-``a b`` from the previous term (1986 prefixes for those 4884 terms), and the adjoint adds the
-prefix's gradients once per run of terms, ``d/da = b sum_s w_s d_s`` (and ``d/db = a sum_s w_s
-d_s``), instead of once per term. The forward pass stores the terms' products and contracts them
-with each density's coefficients in four partial sums (no add waits for the previous one). Only
-the order of floating-point sums changes (results agree to rounding).
+The kernels run the prefix plan (:func:`prefix_plan`), a one-level form of PACE's recursive
+evaluator (shared partial products: Lysogorskiy et al., npj Comput. Mater. 7, 97 (2021)): each
+term is its sorted factors, a prefix made once per atom times a last factor; the adjoint adds each
+prefix's gradients once. :func:`triple_plan`, ``_atom_densities`` and ``_atom_adjoint`` are the
+earlier form (the rank-3 terms sorted, the others one by one), kept for their callers. Only the
+order of floating-point sums differs (results agree to rounding).
 """
 
 from __future__ import annotations
@@ -35,25 +28,12 @@ def _load_signed_row(a_re, a_im, i, row_re, row_im):
     for h in range(a_re.shape[1]):
         x = a_re[i, h]
         y = a_im[i, h]
-        row_re[4 * h] = x
-        row_im[4 * h] = y
-        row_re[4 * h + 1] = -x  # neg
-        row_im[4 * h + 1] = -y
-        row_re[4 * h + 2] = x  # conj
-        row_im[4 * h + 2] = -y
-        row_re[4 * h + 3] = -x  # neg conj
-        row_im[4 * h + 3] = y
+        # as is, negated, conjugated, negated and conjugated
+        row_re[4 * h], row_re[4 * h + 1], row_re[4 * h + 2], row_re[4 * h + 3] = x, -x, x, -x
+        row_im[4 * h], row_im[4 * h + 1], row_im[4 * h + 2], row_im[4 * h + 3] = y, -y, -y, y
 
 
 _load_signed_row_jit = numba.njit(inline="always", cache=True)(_load_signed_row)
-
-
-def _factor(c, row_re, row_im):
-    """The factor of code ``c`` (``c >= 0``) from the signed row."""
-    return row_re[c], row_im[c]
-
-
-_factor_jit = numba.njit(inline="always", cache=True)(_factor)
 
 
 def _add_gradient(c, w, q_re, q_im, grad_re, grad_im):
@@ -77,8 +57,7 @@ _add_gradient_jit = numba.njit(inline="always", cache=True)(_add_gradient)
 
 def _dot4(x, x0, y, y0, n):
     """``sum_k x[x0 + k] * y[y0 + k]`` for ``k < n`` in four interleaved partial sums: four
-    independent add chains instead of one (a single running sum waits for the previous add every
-    term)."""
+    independent add chains instead of one (a single sum waits for the previous add every term)."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
@@ -112,8 +91,8 @@ _max_triples_jit = numba.njit(inline="always", cache=True)(_max_triples)
 
 def _atom_densities(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
                     coeff, products, acc):
-    """rho_p of one atom of group ``g`` into ``acc (P,)`` from its signed row (``products``: scratch
-    of at least the group's rank-3 term count). Shared by the product kernel and the fused ACE kernel."""
+    """rho_p of one atom of group ``g`` into ``acc (P,)`` from its signed row on the triple plan
+    (``products``: scratch of at least the group's rank-3 term count)."""
     n_p = coeff.shape[1]
     # the sorted rank-3 terms: the product of the first two factors carries over while they repeat
     p0 = -1
@@ -125,13 +104,14 @@ def _atom_densities(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, grou
         c0 = tri_codes[s, 0]
         c1 = tri_codes[s, 1]
         if c0 != p0 or c1 != p1:
-            a_r, a_i = _factor_jit(c0, row_re, row_im)
-            b_r, b_i = _factor_jit(c1, row_re, row_im)
+            a_r, a_i = row_re[c0], row_im[c0]
+            b_r, b_i = row_re[c1], row_im[c1]
             ab_r = a_r * b_r - a_i * b_i
             ab_i = a_r * b_i + a_i * b_r
             p0 = c0
             p1 = c1
-        d_r, d_i = _factor_jit(tri_codes[s, 2], row_re, row_im)
+        c2 = tri_codes[s, 2]
+        d_r, d_i = row_re[c2], row_im[c2]
         products[s - t0] = ab_r * d_r - ab_i * d_i
     # then contracted with each density's coefficients (stored (P, T): contiguous per density)
     for p in range(n_p):
@@ -145,7 +125,7 @@ def _atom_densities(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, grou
             c = codes[s, t]
             if c < 0:
                 continue  # padding: the factor 1, wherever it sits
-            fr, fi = _factor_jit(c, row_re, row_im)
+            fr, fi = row_re[c], row_im[c]
             pr, pi = pr * fr - pi * fi, pr * fi + pi * fr
         for p in range(n_p):
             acc[p] += coeff[s, p] * pr
@@ -157,9 +137,8 @@ _atom_densities_jit = numba.njit(inline="always", cache=True)(_atom_densities)
 def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
                   coeff, w_row, weights, f_re, f_im, pre_re, pre_im, grad_re, grad_im):
     """Add sum_p w_row[p] drho_p/dA of one atom of group ``g`` to its signed gradient ``grad_re,
-    grad_im (4H,)`` (zeroed by the caller; :func:`_fold_gradient` undoes the signs). ``weights``
-    (the group's rank-3 term count), ``f_re, f_im (RMAX,)`` and ``pre_re, pre_im (RMAX + 1,)`` are
-    scratch. Shared by the adjoint kernel and the fused ACE kernel."""
+    grad_im (4H,)`` (zeroed by the caller; :func:`_fold_gradient` undoes the signs); ``weights`` (the
+    group's rank-3 term count), ``f, pre`` (RMAX, RMAX + 1) are scratch. On the triple plan."""
     n_p = coeff.shape[1]
     # the sorted rank-3 terms a b d: per run of terms with the same prefix a b, D = sum w d;
     # the prefix's gradients (b D and a D) are added when the run ends
@@ -183,8 +162,8 @@ def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_
             if p0 >= 0:
                 _add_gradient_jit(p0, 1.0, b_r * dd_r - b_i * dd_i, b_r * dd_i + b_i * dd_r, grad_re, grad_im)
                 _add_gradient_jit(p1, 1.0, a_r * dd_r - a_i * dd_i, a_r * dd_i + a_i * dd_r, grad_re, grad_im)
-            a_r, a_i = _factor_jit(c0, row_re, row_im)
-            b_r, b_i = _factor_jit(c1, row_re, row_im)
+            a_r, a_i = row_re[c0], row_im[c0]
+            b_r, b_i = row_re[c1], row_im[c1]
             ab_r = a_r * b_r - a_i * b_i
             ab_i = a_r * b_i + a_i * b_r
             dd_r = 0.0
@@ -193,7 +172,7 @@ def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_
             p1 = c1
         w = weights[s - t0]
         c2 = tri_codes[s, 2]
-        d_r, d_i = _factor_jit(c2, row_re, row_im)
+        d_r, d_i = row_re[c2], row_im[c2]
         dd_r += w * d_r
         dd_i += w * d_i
         _add_gradient_jit(c2, w, ab_r, ab_i, grad_re, grad_im)
@@ -210,8 +189,8 @@ def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_
         k = term_length[s]
         if k == 2 and codes[s, 0] >= 0 and codes[s, 1] >= 0:
             c0, c1 = codes[s, 0], codes[s, 1]
-            a_r, a_i = _factor_jit(c0, row_re, row_im)
-            b_r, b_i = _factor_jit(c1, row_re, row_im)
+            a_r, a_i = row_re[c0], row_im[c0]
+            b_r, b_i = row_re[c1], row_im[c1]
             _add_gradient_jit(c0, w, b_r, b_i, grad_re, grad_im)
             _add_gradient_jit(c1, w, a_r, a_i, grad_re, grad_im)
             continue
@@ -222,7 +201,7 @@ def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_
             fr = 1.0  # padding: the factor 1, wherever it sits
             fi = 0.0
             if c >= 0:
-                fr, fi = _factor_jit(c, row_re, row_im)
+                fr, fi = row_re[c], row_im[c]
             f_re[t] = fr
             f_im[t] = fi
             pre_re[t + 1] = pre_re[t] * fr - pre_im[t] * fi
@@ -241,46 +220,177 @@ def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_
 _atom_adjoint_jit = numba.njit(inline="always", cache=True)(_atom_adjoint)
 
 
-def _product_kernel(a_re, a_im, group, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
-                    coeff, rho):
+# ---- the prefix plan (:func:`prefix_plan`): what the staged kernels and the fused kernel run ----
+# Codes are unsigned and the loops index views from 0 by their counter: no negative-index fix-up
+# per access (a quarter of the instructions of these loops otherwise).
+
+def _prefix_products(row_re, row_im, block_m, block_pre, pre_codes, b0, b1, q0, ab_re, ab_im):
+    """The product of each prefix of blocks ``b0 .. b1 - 1`` into ``ab[q - q0]``, a loop per block
+    (prefix length ``m``): no test of ``m`` per prefix."""
+    for b in range(b0, b1):
+        m = block_m[b]
+        q1 = block_pre[b]
+        n = block_pre[b + 1] - q1
+        x_re = ab_re[q1 - q0:q1 - q0 + n]
+        x_im = ab_im[q1 - q0:q1 - q0 + n]
+        first = pre_codes[0, q1:q1 + n]
+        if m == 1:
+            for j in range(n):
+                x_re[j] = row_re[first[j]]
+                x_im[j] = row_im[first[j]]
+        elif m == 2:
+            second = pre_codes[1, q1:q1 + n]
+            for j in range(n):
+                c0 = first[j]
+                c1 = second[j]
+                x_re[j] = row_re[c0] * row_re[c1] - row_im[c0] * row_im[c1]
+                x_im[j] = row_re[c0] * row_im[c1] + row_im[c0] * row_re[c1]
+        else:  # the empty product 1 (m = 0), and the few longer ones
+            for j in range(n):
+                pr = 1.0
+                pi = 0.0
+                for t in range(m):
+                    c = pre_codes[t, q1 + j]
+                    pr, pi = pr * row_re[c] - pi * row_im[c], pr * row_im[c] + pi * row_re[c]
+                x_re[j] = pr
+                x_im[j] = pi
+
+
+_prefix_products_jit = numba.njit(inline="always", cache=True)(_prefix_products)
+
+
+def _atom_densities_prefix(row_re, row_im, g, pp, work, acc):
+    """rho_p of one atom of group ``g`` into ``acc (P,)`` on the prefix plan ``pp`` from its signed
+    row; ``work (5, W)`` is scratch (``W = _prefix_width(pp)``): its rows 0 and 1 keep the prefix
+    products for :func:`_atom_adjoint_prefix` of the same row. The term products are contracted
+    with each density's coefficients in one loop (vectorised where the caller allows reassociation,
+    as the fused kernel and the staged kernels here do)."""
+    _, block_m, block_pre, block_diag, diag_start, pre_codes, last_codes, coeff_t, const, _ = pp
+    b0, b1 = pp[0][g], pp[0][g + 1]
+    q0, t0 = block_pre[b0], diag_start[block_diag[b0]]
+    n_t = diag_start[block_diag[b1]] - t0
+    ab_re = work[0]
+    ab_im = work[1]
+    products = work[4]
+    _prefix_products_jit(row_re, row_im, block_m, block_pre, pre_codes, b0, b1, q0, ab_re, ab_im)
+    for b in range(b0, b1):
+        j0 = block_pre[b] - q0
+        for d in range(block_diag[b], block_diag[b + 1]):  # term j of diagonal d has the prefix j
+            s0 = diag_start[d]
+            n = diag_start[d + 1] - s0
+            last = last_codes[s0:s0 + n]
+            out = products[s0 - t0:s0 - t0 + n]
+            x_re = ab_re[j0:j0 + n]
+            x_im = ab_im[j0:j0 + n]
+            for j in range(n):
+                out[j] = x_re[j] * row_re[last[j]] - x_im[j] * row_im[last[j]]
+    for p in range(coeff_t.shape[0]):
+        cp = coeff_t[p, t0:t0 + n_t]
+        s = 0.0
+        for k in range(n_t):
+            s += cp[k] * products[k]
+        acc[p] = const[g, p] + s
+
+
+_atom_densities_prefix_jit = numba.njit(inline="always", cache=True)(_atom_densities_prefix)
+
+
+def _atom_adjoint_prefix(row_re, row_im, g, pp, work, ab_ready, w_row, grad_re, grad_im):
+    """Add sum_p w_row[p] drho_p/dA of one atom of group ``g`` to its signed gradient ``grad_re,
+    grad_im (4H,)`` on the prefix plan ``pp`` (``work`` as for :func:`_atom_densities_prefix`, whose
+    prefix products of the same row it reuses if ``ab_ready``). A term ``c Q d`` (prefix Q, last
+    factor d, w = sum_p w_p c_p) adds w Q to d's gradient and w d to its prefix's D = sum w d; each
+    prefix then adds D times the product of its other factors to each of its factors, once."""
+    _, block_m, block_pre, block_diag, diag_start, pre_codes, last_codes, coeff_t, const, _ = pp
+    b0, b1 = pp[0][g], pp[0][g + 1]
+    q0, t0 = block_pre[b0], diag_start[block_diag[b0]]
+    n_t = diag_start[block_diag[b1]] - t0
+    ab_re, ab_im, dd_re, dd_im, weights = work[0], work[1], work[2], work[3], work[4]
+    weights[:n_t] = 0.0
+    for p in range(coeff_t.shape[0]):  # density by density: contiguous, it vectorises
+        wp = w_row[p]
+        cp = coeff_t[p, t0:t0 + n_t]
+        for k in range(n_t):
+            weights[k] += wp * cp[k]
+    if not ab_ready:
+        _prefix_products_jit(row_re, row_im, block_m, block_pre, pre_codes, b0, b1, q0, ab_re, ab_im)
+    dd_re[:block_pre[b1] - q0] = 0.0
+    dd_im[:block_pre[b1] - q0] = 0.0
+    for b in range(b0, b1):
+        j0 = block_pre[b] - q0
+        for d in range(block_diag[b], block_diag[b + 1]):
+            s0 = diag_start[d]
+            n = diag_start[d + 1] - s0
+            last = last_codes[s0:s0 + n]
+            ws = weights[s0 - t0:s0 - t0 + n]
+            x_re = ab_re[j0:j0 + n]
+            x_im = ab_im[j0:j0 + n]
+            y_re = dd_re[j0:j0 + n]
+            y_im = dd_im[j0:j0 + n]
+            for j in range(n):  # no two terms of a diagonal share a prefix
+                c = last[j]
+                w = ws[j]  # every load before the stores (which the compiler cannot tell apart)
+                d_re, d_im, q_re, q_im = row_re[c], row_im[c], x_re[j], x_im[j]
+                y_re[j] += w * d_re
+                y_im[j] += w * d_im
+                grad_re[c] += w * q_re
+                grad_im[c] -= w * q_im
+    for b in range(b0, b1):
+        m = block_m[b]
+        q1 = block_pre[b]
+        if m == 2:
+            n = block_pre[b + 1] - q1
+            first, second = pre_codes[0, q1:q1 + n], pre_codes[1, q1:q1 + n]
+            y_re, y_im = dd_re[q1 - q0:q1 - q0 + n], dd_im[q1 - q0:q1 - q0 + n]
+            for j in range(n):
+                c0, c1, x_re, x_im = first[j], second[j], y_re[j], y_im[j]
+                a_re, a_im, b_re, b_im = row_re[c0], row_im[c0], row_re[c1], row_im[c1]
+                _add_gradient_jit(c0, 1.0, b_re * x_re - b_im * x_im, b_re * x_im + b_im * x_re, grad_re, grad_im)
+                _add_gradient_jit(c1, 1.0, a_re * x_re - a_im * x_im, a_re * x_im + a_im * x_re, grad_re, grad_im)
+        else:  # m = 1, and the few longer ones: D times the other factors, O(m^2)
+            for q in range(q1, block_pre[b + 1]):
+                for t in range(m):
+                    x_re = dd_re[q - q0]
+                    x_im = dd_im[q - q0]
+                    for u in range(m):
+                        if u != t:
+                            c = pre_codes[u, q]
+                            x_re, x_im = x_re * row_re[c] - x_im * row_im[c], x_re * row_im[c] + x_im * row_re[c]
+                    _add_gradient_jit(pre_codes[t, q], 1.0, x_re, x_im, grad_re, grad_im)
+
+
+_atom_adjoint_prefix_jit = numba.njit(inline="always", cache=True)(_atom_adjoint_prefix)
+
+
+def _product_kernel(a_re, a_im, group, pp, rho):
     n_atoms, h = a_re.shape
-    n_p = coeff.shape[1]
-    max_triples = _max_triples_jit(tri_offsets)
+    width = _prefix_width_jit(pp)
     for i in numba.prange(n_atoms):
         row_re = np.empty(4 * h)
         row_im = np.empty(4 * h)
-        acc = np.empty(n_p)
-        products = np.empty(max_triples)  # Re(a b d) of each rank-3 term of the atom's group
+        work = np.empty((5, width))
         _load_signed_row_jit(a_re, a_im, i, row_re, row_im)
-        _atom_densities_jit(row_re, row_im, group[i], tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes,
-                            term_length, coeff, products, acc)
-        for p in range(n_p):
-            rho[i, p] = acc[p]
+        _atom_densities_prefix_jit(row_re, row_im, group[i], pp, work, rho[i])
 
 
-def _adjoint_kernel(a_re, a_im, group, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
-                    coeff, w_rho, ga_re, ga_im):
+def _adjoint_kernel(a_re, a_im, group, pp, w_rho, ga_re, ga_im):
     n_atoms, h = a_re.shape
-    rmax = codes.shape[1]
-    max_triples = _max_triples_jit(tri_offsets)
+    width = _prefix_width_jit(pp)
     for i in numba.prange(n_atoms):
-        weights = np.empty(max_triples)  # w_s = sum_p w_rho[i, p] coeff[s, p] of the rank-3 terms
         row_re = np.empty(4 * h)
         row_im = np.empty(4 * h)
         grad_re = np.zeros(4 * h)
         grad_im = np.zeros(4 * h)
+        work = np.empty((5, width))
         _load_signed_row_jit(a_re, a_im, i, row_re, row_im)
-        f_re = np.empty(max(rmax, 1))
-        f_im = np.empty(max(rmax, 1))
-        pre_re = np.empty(rmax + 1)  # pre[t] = f_0 ... f_{t-1}
-        pre_im = np.empty(rmax + 1)
-        _atom_adjoint_jit(row_re, row_im, group[i], tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes,
-                          term_length, coeff, w_rho[i], weights, f_re, f_im, pre_re, pre_im, grad_re, grad_im)
+        _atom_adjoint_prefix_jit(row_re, row_im, group[i], pp, work, False, w_rho[i], grad_re, grad_im)
         _fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, i)
 
 
-_product = compile_pair(_product_kernel)
-_adjoint = compile_pair(_adjoint_kernel)
+# reassociation only (no contraction, no finite-math assumptions), as the fused kernel: the dot
+# products over the terms vectorise (measured: the forward pass in 0.6x its time without)
+_product = compile_pair(_product_kernel, fastmath={"reassoc"})
+_adjoint = compile_pair(_adjoint_kernel, fastmath={"reassoc"})
 
 
 def triple_plan(plan):
@@ -321,6 +431,74 @@ def triple_plan(plan):
     return out
 
 
+def _prefix_width(pp):
+    """Columns of the per-atom scratch ``work (5, W)``: the most terms or prefixes of one group."""
+    return pp[9]
+
+
+_prefix_width_jit = numba.njit(inline="always", cache=True)(_prefix_width)
+
+
+def prefix_plan(plan):
+    """The plan as prefixes and last factors, once per plan (cached on it): ``(block_group (G+1,),
+    block_m (NB,), block_pre (NB+1,), block_diag (NB+1,), diag_start (ND+1,), pre_codes (M, NQ)
+    uint32, last_codes (T,) uint32, coeff_t (P, T), const (G, P), work_width)``.
+
+    Each term's codes (padding, the factor 1, dropped) are sorted: the last is its factor ``d``,
+    the others (``m`` of them) its prefix; terms of no factor add ``const``. Per group, the terms
+    are in blocks by ``m`` (``block_group``, ``block_m``); in a block, the prefixes (``block_pre``,
+    their codes column by column in ``pre_codes``) go by their number of terms, most first, and the
+    terms are stored column-major over them (the jagged diagonal layout of sparse matrices: Saad,
+    Iterative Methods for Sparse Linear Systems, 2nd ed., sec. 3.4): diagonal ``d`` holds the k-th
+    term of each of its block's first ``n_d`` prefixes, so term ``diag_start[d] + j`` has the
+    block's prefix ``j``: no index per term, and neighbouring terms have different prefixes."""
+    cached = plan.__dict__.get("_numba_prefix_plan")
+    if cached is not None:
+        return cached
+    codes = plan.codes.numpy()
+    coeff = plan.coeff.numpy()
+    offsets = plan.group_offsets.numpy()
+    n_groups, n_p = offsets.shape[0] - 1, coeff.shape[1]
+    width = max(codes.shape[1] - 1, 1)
+    block_group, block_m, block_pre, block_diag, diag_start = [0], [], [0], [0], [0]
+    pre_rows, last, term_rows = [], [], []
+    const = np.zeros((n_groups, n_p))
+    for g in range(n_groups):
+        blocks: dict = {}  # m -> {prefix: [(last code, term)]}
+        for s in range(offsets[g], offsets[g + 1]):
+            factors = sorted(int(c) for c in codes[s] if c >= 0)
+            if not factors:
+                const[g] += coeff[s]
+                continue
+            blocks.setdefault(len(factors) - 1, {}).setdefault(tuple(factors[:-1]), []).append((factors[-1], s))
+        for m in sorted(blocks):
+            runs = sorted(blocks[m].items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            for prefix, terms in runs:
+                pre_rows.append(list(prefix) + [0] * (width - m))
+                terms.sort()
+            for k in range(len(runs[0][1])):
+                for _, terms in runs:
+                    if len(terms) <= k:
+                        break
+                    last.append(terms[k][0])
+                    term_rows.append(terms[k][1])
+                diag_start.append(len(last))
+            block_m.append(m)
+            block_pre.append(len(pre_rows))
+            block_diag.append(len(diag_start) - 1)
+        block_group.append(len(block_m))
+    as_int = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    block_pre, block_diag, diag_start = as_int(block_pre), as_int(block_diag), as_int(diag_start)
+    first, last_block = as_int(block_group[:-1]), as_int(block_group[1:])
+    work_width = int(max(1, np.max(block_pre[last_block] - block_pre[first], initial=0),
+                         np.max(diag_start[block_diag[last_block]] - diag_start[block_diag[first]], initial=0)))
+    pre_codes = np.ascontiguousarray(as_int(pre_rows).reshape(-1, width).T).astype(np.uint32)
+    out = (as_int(block_group), as_int(block_m), block_pre, block_diag, diag_start, pre_codes,
+           as_int(last).astype(np.uint32), np.ascontiguousarray(coeff[as_int(term_rows)].T), const, work_width)
+    plan.__dict__["_numba_prefix_plan"] = out
+    return out
+
+
 def _work(plan, n_atoms):
     per_atom = plan.n_terms * plan.rank_max // max(1, plan.n_groups)
     return n_atoms * per_atom
@@ -330,8 +508,7 @@ def product_basis(a_re, a_im, group, plan):
     n = a_re.shape[0]
     rho = torch.empty((n, plan.n_densities), dtype=a_re.dtype)
     kernel = pick(_product, _work(plan, n))
-    # triple_plan (and plan.term_length) are computed once per plan, not per call
-    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), *triple_plan(plan), rho.numpy())
+    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), prefix_plan(plan), rho.numpy())
     return rho
 
 
@@ -339,6 +516,5 @@ def product_basis_adjoint(a_re, a_im, group, plan, w_rho):
     ga_re = torch.empty_like(a_re)
     ga_im = torch.empty_like(a_im)
     kernel = pick(_adjoint, _work(plan, a_re.shape[0]))
-    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), *triple_plan(plan), w_rho.numpy(), ga_re.numpy(),
-           ga_im.numpy())
+    kernel(a_re.numpy(), a_im.numpy(), group.numpy(), prefix_plan(plan), w_rho.numpy(), ga_re.numpy(), ga_im.numpy())
     return ga_re, ga_im
