@@ -26,8 +26,9 @@ from acepy.kernels.numba_cpu.ace_tangent_outer import outer_derivatives
 from data_paths import TIAL_TABLE, TIAL_YACE, potential
 
 EXACT = 1e-12
-# as in test_hessian.py: this file sums radial coefficients of +-1e3..1e4 into energies of order 1
-ILL_CONDITIONED = {"python-ace__tests__Al.pbe.in-rank1.ace": 1e-10}
+# this file sums radial coefficients of +-1e3..1e4 into energies of order 1 (test_hessian.py allows
+# 1e-10): on random cells the two exact routes differ by up to 1.1e-10 of max|Hv| (seen once in 5 runs)
+ILL_CONDITIONED = {"python-ace__tests__Al.pbe.in-rank1.ace": 5e-10}
 
 
 def _rel(a, b) -> float:

@@ -10,8 +10,8 @@ pipeline of ``acepy/models/ace.py`` (radial tables -> atomic base -> product bas
    scratch, then the harmonics block by block (``ylm_block``), summed into the atom's A as dot
    products over the block's edges (vectorised), and A1, rho_core, the zbl switch's nearest edge;
 2. the densities, the embedding with its derivatives and the product-basis adjoint of that one
-   atom (the same per-atom functions as the staged kernels: ``_atom_densities``,
-   ``atom_site_energy``, ``_atom_adjoint``);
+   atom (the same per-atom functions as the staged kernels: ``_atom_densities_prefix``,
+   ``atom_site_energy``, ``_atom_adjoint_prefix``);
 3. the edge gradients from the harmonics recomputed block by block and contracted as they are
    made (``ylm_block`` CONTRACT; their weights sum_n dE/dA R_nl are made for the whole block at
    once, edge innermost), plus the radial-only terms, written back in the graph's edge order.
@@ -37,8 +37,8 @@ import torch
 from ._compile import compile_pair, pick
 from .atomic_base import _harmonics_args
 from .embedding import _switch, atom_site_energy
-from .product_basis import (_atom_adjoint_jit, _atom_densities_jit, _fold_gradient_jit, _load_signed_row_jit,
-                            _max_triples_jit, triple_plan)
+from .product_basis import (_atom_adjoint_prefix_jit, _atom_densities_prefix_jit, _fold_gradient_jit,
+                            _load_signed_row_jit, _prefix_width_jit, prefix_plan)
 from .sph_harm import CONTRACT, EDGE_BLOCK, STORE, ylm_block
 
 
@@ -51,7 +51,7 @@ NOT_FINITE = 2  # the site energy or an edge gradient is not finite
 
 def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rscale, nlut, rnl_col, nb, core_col,
                 use_zbl, r_in, d_in, lmax, diag, sub, a, b, has_products, nspecies, nrad,
-                tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length, coeff,
+                pp,
                 rank1, ndensity, kind, weights, exponents, rho_cut, drho_cut, energies, grads, flags):
     n_atoms = species.shape[0]
     n_cols = coeffs.shape[3]
@@ -59,9 +59,8 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
     n_l = rnl_col.shape[1]
     h = n_l * (n_l + 1) // 2
     width = nspecies * nrad * h
-    n_p = coeff.shape[1]
-    rmax = codes.shape[1]
-    max_triples = _max_triples_jit(tri_offsets)
+    n_p = pp[7].shape[0]
+    work_width = _prefix_width_jit(pp)
     for i in numba.prange(n_atoms):
         mu_i = species[i]
         first = offsets[i]
@@ -168,11 +167,10 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
         rho_hi = np.zeros(n_p)
         row_re = np.empty(4 * width)
         row_im = np.empty(4 * width)
+        work = np.empty((5, work_width))  # the densities' prefix products in it are reused by the adjoint
         if has_products:
             _load_signed_row_jit(acc_re, acc_im, 0, row_re, row_im)
-            products = np.empty(max_triples)
-            _atom_densities_jit(row_re, row_im, mu_i, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes,
-                                term_length, coeff, products, rho_hi)
+            _atom_densities_prefix_jit(row_re, row_im, mu_i, pp, work, rho_hi)
         f_zbl = 1.0
         df_zbl = 0.0
         if use_zbl and zbl_q < n_e:
@@ -189,13 +187,7 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
         if has_products:
             grad_re = np.zeros(4 * width)
             grad_im = np.zeros(4 * width)
-            weights_s = np.empty(max_triples)
-            f_re = np.empty(max(rmax, 1))
-            f_im = np.empty(max(rmax, 1))
-            pre_re = np.empty(rmax + 1)
-            pre_im = np.empty(rmax + 1)
-            _atom_adjoint_jit(row_re, row_im, mu_i, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes,
-                              term_length, coeff, d_rho, weights_s, f_re, f_im, pre_re, pre_im, grad_re, grad_im)
+            _atom_adjoint_prefix_jit(row_re, row_im, mu_i, pp, work, True, d_rho, grad_re, grad_im)
             _fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, 0)
         # ---- 3. edge gradients, per block of one species ----------------------------------------
         s_re = np.empty((h, 1, EDGE_BLOCK))  # weights of grad Y: sum_n dE/dA R
@@ -300,6 +292,6 @@ def ace_energies_and_edge_grads(vectors: torch.Tensor, r: torch.Tensor, offsets:
     kernel = pick(_ace, n_e * max(1, nrad * h))
     kernel(vectors.numpy(), r.numpy(), offsets.numpy(), neighbors.numpy(), species.numpy(), pair_cutoff,
            table.coeffs.numpy(), table.rscale.numpy(), table.nlut.numpy(), rnl_col, int(nb), int(core_col), use_zbl,
-           r_in, d_in, *_harmonics_args(n_l), bool(has_products), int(nspecies), int(nrad), *triple_plan(plan), rank1,
+           r_in, d_in, *_harmonics_args(n_l), bool(has_products), int(nspecies), int(nrad), prefix_plan(plan), rank1,
            *embedding_tables, energies.numpy(), grads.numpy(), flags)
     return energies, grads, flags
