@@ -385,9 +385,10 @@ def write_outputs(rows, args, info, peaks) -> tuple[Path, Path | None]:
     with open(tmp, "w", newline="") as fh:
         fh.write(f"# potential {args.potential}, {args.atoms} atoms, edges/atom {info['edges_per_atom']:.1f}, "
                  f"machine {platform.node()} {platform.processor() or platform.machine()}, commit {commit()}, "
-                 f"peaks (FLOP/s, B/s) {peaks}\n")
-        if info.get("fused"):
-            fh.write(f"# fused kernel (radial tables .. edge gradients in one launch): {info['fused']}\n")
+                 f"peaks (FLOP/s, B/s) {peaks}"
+                 # one comment line (readers skip one: gpu_check_report.floor_lines)
+                 + (f"; fused kernel (radial tables .. edge gradients in one launch): {info['fused']}"
+                    if info.get("fused") else "") + "\n")
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         for r in rows:

@@ -84,3 +84,11 @@ def test_reproducible_from_recipe(tmp_path):
             assert np.array_equal(x.ns, y.ns) and np.array_equal(x.ls, y.ls) and np.array_equal(x.mus, y.mus)
             assert np.array_equal(x.ms_combs, y.ms_combs)
             np.testing.assert_allclose(x.ctildes, y.ctildes, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_summary_says_what_each_bundled_potential_is(name):
+    """The synthetic ones are flagged SYNTHETIC; the EMT fit is not (it was mislabelled once)."""
+    text = acepy.load(name).summary()
+    assert ("SYNTHETIC" in text) == (name in SYNTHETIC)
+    assert ("fitted to ASE's EMT" in text) == (name in FITTED)

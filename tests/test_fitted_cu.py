@@ -99,5 +99,8 @@ def test_python_ace_reads_it_to_the_same_numbers():
     atoms.rattle(0.1, seed=3)
     ours = acepy.load(NAME).evaluate(atoms)
     atoms.calc = pyace.PyACECalculator(str(data_folder() / f"{NAME}.yace"))
-    assert abs(float(ours["energy"][0]) - atoms.get_potential_energy()) / len(atoms) < 1e-10
+    # DESIGN.md's tolerance (1e-8 eV/atom): the fit's coefficients reach 3e5 against energies of a
+    # few eV, so summation order alone moves energies by ~1e-10 eV/atom (torch exact path vs
+    # python-ace: 3e-10, the fused Numba kernel: 1.1e-10)
+    assert abs(float(ours["energy"][0]) - atoms.get_potential_energy()) / len(atoms) < 1e-8
     np.testing.assert_allclose(ours["forces"].numpy(), atoms.get_forces(), atol=1e-6)  # DESIGN.md tolerance

@@ -165,9 +165,12 @@ def stack_summary(stack) -> str:
     lines = [f"acepy {type(stack).__name__}: {len(elements)} element{'s' if len(elements) != 1 else ''} "
              f"({', '.join(elements)}), {len(comps)} component{'s' if len(comps) != 1 else ''}"]
     bundled = _bundled_name(_potential_file(stack))
-    if bundled is not None:
+    if bundled is not None and "synthetic" in bundled:
         lines.append(f"bundled potential {bundled!r}: SYNTHETIC (pseudo-random coefficients, for benchmarks "
                      "and tests), not physically fitted")
+    elif bundled is not None:  # Cu-EMT-fit (acepy/fit/cu_emt.py)
+        lines.append(f"bundled potential {bundled!r}: fitted to ASE's EMT (a classical potential), not to "
+                     "first-principles data")
     for k, comp in enumerate(comps, 1):
         cut = getattr(comp, "cutoff", None)
         lines.append(f"{k}. {type(comp).__name__}: cutoff "
