@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from ._compile import compile_pair, pick
-from .product_basis import _dot4_jit, _fold_gradient_jit, _load_signed_row_jit, triple_plan
+from .product_basis import _dot4_jit, _fold_gradient_jit, _load_signed_row_jit, _max_triples_jit, triple_plan
 
 
 def _jvp_kernel(a_re, a_im, da_re, da_im, group, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes,
@@ -32,9 +32,7 @@ def _jvp_kernel(a_re, a_im, da_re, da_im, group, tri_offsets, tri_codes, tri_coe
     n_atoms, h = a_re.shape
     n_k = da_re.shape[0]
     n_p = coeff.shape[1]
-    max_triples = 0
-    for g in range(tri_offsets.shape[0] - 1):
-        max_triples = max(max_triples, tri_offsets[g + 1] - tri_offsets[g])
+    max_triples = _max_triples_jit(tri_offsets)
     for i in numba.prange(n_atoms):
         row_re = np.empty(4 * h)
         row_im = np.empty(4 * h)
@@ -119,9 +117,7 @@ def _dual_adjoint_kernel(a_re, a_im, da_re, da_im, group, tri_offsets, tri_codes
     n_k = da_re.shape[0]
     rmax = codes.shape[1]
     n_p = coeff.shape[1]
-    max_triples = 0
-    for g in range(tri_offsets.shape[0] - 1):
-        max_triples = max(max_triples, tri_offsets[g + 1] - tri_offsets[g])
+    max_triples = _max_triples_jit(tri_offsets)
     for i in numba.prange(n_atoms):
         row_re = np.empty(4 * h)
         row_im = np.empty(4 * h)
