@@ -399,6 +399,70 @@ def test_cache_skin_reuse():
     assert cache.n_searches == 3
 
 
+def _edge_key(graph):
+    return (graph.centers.tolist(), graph.neighbors.tolist(), graph.shifts.tolist())
+
+
+def test_cache_is_per_thread():
+    """Each Python thread keeps its own last search: another thread's call on other positions
+    neither evicts it nor is handed it."""
+    import threading
+
+    first, second = batch_from_atoms([cubic()]), batch_from_atoms([cubic()])
+    second.positions[:] += torch.from_numpy(np.random.default_rng(7).uniform(-0.3, 0.3, (20, 3)))
+    cache = GraphCache([4.0, 2.5])
+    mine = cache.graphs(first)
+    other = {}
+    worker = threading.Thread(target=lambda: other.update(cache.graphs(second)))
+    worker.start()
+    worker.join()
+    assert cache.n_searches == 2
+    again = cache.graphs(first)
+    assert cache.n_searches == 2, "the other thread's call evicted this thread's search"
+    assert all(again[c] is mine[c] for c in mine)
+    for c in (4.0, 2.5):
+        assert _edge_key(other[c]) == _edge_key(neighbor_graph(second, c))
+        assert _edge_key(again[c]) == _edge_key(neighbor_graph(first, c))
+    cache.invalidate()  # from this thread: every thread's entry is stale
+    cache.graphs(first)
+    assert cache.n_searches == 3
+
+
+@pytest.mark.parametrize("skin", [0.0, 0.4])
+def test_cache_shared_by_two_threads_gives_each_its_own_graphs(skin):
+    """Two threads calling one cache at once with structures of the same cell and numbers (the
+    equality test sees no difference in topology) always get the graphs of their own positions.
+    A cache shared between threads handed one thread the other's views about once in 600 calls."""
+    import threading
+
+    rng = np.random.default_rng()
+    base = cubic()
+    batches, want = [], []
+    for k in range(2):
+        atoms = base.copy()
+        atoms.positions += rng.uniform(-0.15, 0.15, atoms.positions.shape)
+        batch = batch_from_atoms([atoms])
+        batches.append(batch)
+        want.append({c: _edge_key(neighbor_graph(batch, c)) for c in (4.0, 2.5)})
+    cache = GraphCache([4.0, 2.5], skin=skin)
+    start, wrong = threading.Barrier(2), []
+
+    def work(k):
+        start.wait()
+        for step in range(1500):
+            batch = batches[k] if step % 3 else batch_from_atoms([base])  # a miss now and then
+            graphs = cache.graphs(batch)
+            if batch is batches[k]:
+                wrong.extend((k, step, c) for c in graphs if _edge_key(graphs[c]) != want[k][c])
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=300)
+    assert not wrong, f"{len(wrong)} calls got another thread's graphs, first (thread, call, cutoff): {wrong[0]}"
+
+
 # --------------------------------------------------------------------------- errors
 
 
