@@ -14,6 +14,7 @@ from the positions and cell by :func:`edge_vectors`.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -52,7 +53,9 @@ class Graph:
         return self.centers.device
 
     def to(self, device) -> "Graph":
-        same = torch.device(device) == self.device
+        device = torch.device(device)
+        if device == self.device:
+            return self  # already there (graphs are never changed in place)
         return Graph(
             centers=self.centers.to(device),
             neighbors=self.neighbors.to(device),
@@ -62,7 +65,7 @@ class Graph:
             cutoff=self.cutoff,
             n_atoms=self.n_atoms,
             n_systems=self.n_systems,
-            values=self.values if same else None,  # reused on the CPU only (EdgeValues)
+            values=None,  # reused on the CPU only (EdgeValues)
         )
 
     def select(self, keep: torch.Tensor, cutoff: float) -> "Graph":
@@ -192,7 +195,8 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     cell such as ``[[4, 0, 0], [4, 4e-4, 0], [0, 0, 4]]`` is searched as the equivalent
     ``[[4, 0, 0], [0, 4e-4, 0], [0, 0, 4]]``) and the shifts mapped back to the given vectors.
     """
-    _check_cutoff(cutoff)
+    if not (type(cutoff) is float and 0.0 < cutoff < math.inf):  # the common case without the ABC checks
+        _check_cutoff(cutoff)
     cpu = batch.to("cpu")
     if not validated:  # ``validated``: the caller checked this batch's values already (Stack, once per call)
         cpu.validate()
@@ -207,8 +211,8 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     # Search slightly beyond the cutoff so that the search's own float64 distance test (from
     # wrapped positions) can never drop a pair that ours (in the batch's dtype, from the given
     # positions) keeps: the final ``r < cutoff`` test below is the only one that decides.
-    pad = _rounding_pad(pos64, cell64, torch.finfo(positions.dtype).eps, cutoff)
-    if on_device is not None and not unimodular:
+    pad = _rounding_pad(pos64, cell64, _EPS[positions.dtype], cutoff)
+    if on_device is not None and on_device.device.type == "cuda" and not unimodular:
         from .graph_cuda import device_graph, use_device_search
 
         if use_device_search(on_device, cpu, simple):
@@ -222,7 +226,7 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
         centers=centers,
         neighbors=torch.from_numpy(j),
         shifts=torch.from_numpy(s),
-        edge_system=cpu.system_idx.index_select(0, centers),
+        edge_system=torch.from_numpy(cpu.system_idx.numpy()[i]),
         offsets=torch.from_numpy(offsets),
         cutoff=float(cutoff),
         n_atoms=batch.n_atoms,
@@ -434,6 +438,9 @@ def _lexicographic_order(i: np.ndarray, j: np.ndarray, s: np.ndarray, n_atoms: i
             key = key * width + (s[:, k] + m)
         return np.argsort(key, kind="stable")
     return np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
+
+
+_EPS = {torch.float64: float(torch.finfo(torch.float64).eps), torch.float32: float(torch.finfo(torch.float32).eps)}
 
 
 def _rounding_pad(positions: np.ndarray, cell: np.ndarray, eps: float, cutoff: float) -> float:

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from acepy.batch import CellMemo
 from acepy.errors import TooManyPairsError
 
 # The default limit of the pair-count estimate made before each neighbour search (max_pairs): an
@@ -24,29 +25,47 @@ def search_boxes(pos64: np.ndarray, cell64: np.ndarray, pbc: np.ndarray, starts:
                  max_pairs: int | None) -> tuple[np.ndarray, dict[int, np.ndarray], np.ndarray]:
     """Check every structure's pair estimate against ``max_pairs`` (:class:`TooManyPairsError`)
     and give the search's boxes ``(B, 3, 3)``, the unimodular maps of the structures whose cells
-    were reduced (``{b: U}``) and which structures are simple (fully periodic, reduced)."""
-    boxes = cell64.copy()
-    unimodular: dict[int, np.ndarray] = {}
+    were reduced (``{b: U}``) and which structures are simple (fully periodic, reduced). The
+    boxes and maps depend on the cells alone: kept for the last few cells (``_LAYOUTS``)."""
+    simple, volumes, boxes, unimodular = _LAYOUTS.get(cell64, pbc, lambda: _cell_layout(cell64, pbc))
+    if max_pairs is None:
+        return boxes, unimodular, simple
     # Fully periodic cells with reduced vectors (the usual case) are checked for all structures at
     # once; the others (slabs, clusters, skewed cells) one by one.
     sizes = np.diff(starts).astype(np.float64)
-    simple = pbc.all(axis=1) & _is_reduced(cell64)
-    if max_pairs is not None and simple.any():
+    if volumes.size:
         idx = np.flatnonzero(simple)
-        estimate = sizes[idx] ** 2 * (_BALL[3](cutoff) / np.abs(np.linalg.det(cell64[idx])))
+        estimate = sizes[idx] ** 2 * (_BALL[3](cutoff) / volumes)
         over = idx[estimate > max_pairs]
         if over.size:
             b = int(over[0])
             _check_pair_estimate(b, pos64[starts[b]:starts[b + 1]], cell64[b], pbc[b], cutoff, max_pairs)
+    if not simple.all():
+        for b in np.flatnonzero(~simple).tolist():
+            lo, hi = int(starts[b]), int(starts[b + 1])
+            if hi > lo:
+                _check_pair_estimate(b, pos64[lo:hi], cell64[b], pbc[b], cutoff, max_pairs)
+    return boxes, unimodular, simple
+
+
+def _cell_layout(cell64: np.ndarray, pbc: np.ndarray):
+    """``(simple (B,), |det| of the simple cells, boxes (B, 3, 3), {b: U})``: shared by the calls
+    on these cells, never written by the search."""
+    boxes = cell64.copy()
+    unimodular: dict[int, np.ndarray] = {}
+    simple = pbc.all(axis=1) & _is_reduced(cell64)
+    volumes = np.abs(np.linalg.det(cell64[simple])) if simple.any() else np.zeros(0)
     for b in np.flatnonzero(~simple).tolist():
-        lo, hi = int(starts[b]), int(starts[b + 1])
-        if hi > lo:
-            _check_pair_estimate(b, pos64[lo:hi], cell64[b], pbc[b], cutoff, max_pairs)
         box, u = _reduced_cell(cell64[b], pbc[b])
         boxes[b] = _search_box(box, pbc[b])
         if u is not None:
             unimodular[b] = u
-    return boxes, unimodular, simple
+    for a in (simple, volumes):  # (the boxes go to Numba kernels, which compile read-only arrays anew)
+        a.flags.writeable = False
+    return simple, volumes, boxes, unimodular
+
+
+_LAYOUTS = CellMemo()
 
 
 def _check_cutoff(cutoff: float) -> None:

@@ -463,6 +463,40 @@ def test_cache_shared_by_two_threads_gives_each_its_own_graphs(skin):
     assert not wrong, f"{len(wrong)} calls got another thread's graphs, first (thread, call, cutoff): {wrong[0]}"
 
 
+def test_cell_results_kept_per_cell_and_redone_for_a_changed_one():
+    """The cell-only results kept between calls (singularity check, volumes, search boxes) are
+    those of the cell as it is now: a cell changed in place, even to one bit, is a new cell."""
+    from acepy.batch import CellMemo
+    from acepy.errors import StructureError
+
+    atoms = triclinic()
+    batch = batch_from_atoms([atoms])
+    want = abs(np.linalg.det(atoms.cell.array))
+    assert float(batch.volumes()[0]) == want
+    assert graph_edges(neighbor_graph(batch, 4.0)) == edges_of([atoms], 4.0)
+    # the same cell object changed in place: skewed (a new reduction), then a new volume
+    skewed = atoms.copy()
+    skewed.set_cell(atoms.cell.array + np.outer([0, 1, 0], atoms.cell.array[0]) * 3.0, scale_atoms=False)
+    batch.cell[0] = torch.from_numpy(skewed.cell.array)
+    batch.validate()
+    assert float(batch.volumes()[0]) == abs(np.linalg.det(skewed.cell.array))
+    assert graph_edges(neighbor_graph(batch, 4.0)) == edges_of([skewed], 4.0)
+    v = batch.volumes()
+    v[0] = -1.0  # a caller writing into the result does not reach the kept value
+    assert float(batch.volumes()[0]) == abs(np.linalg.det(skewed.cell.array))
+    batch.cell[0, 1] = batch.cell[0, 0] * (1 + 2**-50)  # now singular along periodic directions
+    with pytest.raises(StructureError, match="linearly dependent"):
+        batch.validate()
+    # bounded: the oldest entry goes
+    memo = CellMemo(size=3)
+    for k in range(10):
+        assert memo.get(np.full((1, 3, 3), float(k)), np.ones((1, 3), bool), lambda: k) == k
+    assert len(memo._entries) == 3
+    # big batches are not kept
+    assert memo.get(np.zeros((memo.max_structures + 1, 3, 3)), np.ones((memo.max_structures + 1, 3), bool),
+                    lambda: "x") == "x" and len(memo._entries) == 3
+
+
 # --------------------------------------------------------------------------- errors
 
 

@@ -149,6 +149,31 @@ def test_serial_and_parallel_variants_agree(monkeypatch, search):
         np.testing.assert_array_equal(a, b)
 
 
+
+def test_one_launch_small_search_equals_the_launched_one(monkeypatch):
+    """Batches of small structures below the parallel threshold are searched in one serial launch
+    (``_small_pairs``: no bins, no cell-list arrays); it gives exactly the pairs, shifts and order
+    of the launched pair-by-pair search, over slabs, wires, clusters, skewed and tiny cells, images
+    of an atom itself and empty structures."""
+    rng = np.random.default_rng()
+    slab = _rattled(bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 1)), rng)
+    slab.pbc = [True, True, False]
+    wire = _rattled(bulk("Cu", "fcc", a=3.6, cubic=True).repeat((1, 2, 2)), rng)
+    wire.pbc = [True, False, False]
+    skewed = _rattled(Atoms("Cu2", cell=[[2.6, 0, 0], [2.2, 2.5, 0], [1.9, 0.7, 2.4]], pbc=True,
+                            scaled_positions=[[0, 0, 0], [0.45, 0.55, 0.5]]), rng, 0.05)
+    structures = [_rattled(bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 1, 1)), rng, 0.05), Atoms(), slab, wire,
+                  Atoms("Cu9", positions=rng.uniform(-4, 4, (9, 3)), pbc=False), skewed,
+                  Atoms("Cu", positions=[[0.3, 0.2, 0.1]], cell=np.diag([2.1, 2.4, 2.2]), pbc=True)]
+    for batch in ([structures[0]], [structures[2]], [structures[5]], structures):
+        monkeypatch.setattr(nb, "use_parallel", lambda work: False)
+        one = _search(batch, 6.5, 10**9)
+        monkeypatch.setattr(nb, "use_parallel", lambda work: True)  # the launched kernels (pick still decides)
+        launched = _search(batch, 6.5, 10**9)
+        for a, b in zip(one, launched):
+            np.testing.assert_array_equal(a, b)
+        assert len(one[0]) > 0
+
 def test_no_atoms_at_all():
     centers, neighbors, shifts, offsets = _search([], 5.0)
     assert centers.shape == (0,) and shifts.shape == (0, 3) and offsets.tolist() == [0]

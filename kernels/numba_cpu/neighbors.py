@@ -31,7 +31,7 @@ import math
 import numba
 import numpy as np
 
-from ._compile import compile_pair, pick
+from ._compile import compile_pair, pick, use_parallel
 
 # the grid of a structure has at most this many bins per atom (plus a few): a cluster in a huge
 # vacuum box or a thin slab does not allocate millions of empty bins
@@ -42,6 +42,32 @@ SUBDIVISION = 3
 # to ~256 atoms, measured with cutoffs 5-8.75 A; each pair's images over the
 # range that can reach the cutoff), which comes out sorted: no bins, no sort
 SMALL_STRUCTURE = 256
+
+
+def _wrap_structure(positions, inverses, pbc, b, lo, hi, frac, wrap, heights):
+    """Structure b's atoms lo..hi-1: fractional coordinates ``frac`` wrapped into [0, 1) along
+    periodic directions (``wrap``: the integer image offsets taken off) and the cell's ``heights``
+    (3,) across each direction."""
+    for d in range(3):
+        norm = math.sqrt(inverses[b, 0, d] ** 2 + inverses[b, 1, d] ** 2 + inverses[b, 2, d] ** 2)
+        heights[d] = 1.0 / norm
+    for a in range(lo, hi):
+        for d in range(3):
+            f = (positions[a, 0] * inverses[b, 0, d] + positions[a, 1] * inverses[b, 1, d]
+                 + positions[a, 2] * inverses[b, 2, d])
+            if pbc[b, d]:
+                w = math.floor(f)
+                f -= w
+                if f >= 1.0:  # rounding of f - floor(f) for f just below an integer
+                    f -= 1.0
+                    w += 1
+                wrap[a, d] = np.int64(w)
+            else:
+                wrap[a, d] = 0
+            frac[a, d] = f
+
+
+_wrap_structure = numba.njit(cache=True, fastmath=False, inline="always")(_wrap_structure)
 
 
 def _grids_kernel(positions, boxes, inverses, pbc, starts, cutoff, frac, wrap, n_bins, reach, lower, width,
@@ -62,23 +88,7 @@ def _grids_kernel(positions, boxes, inverses, pbc, starts, cutoff, frac, wrap, n
             continue
         heights = np.empty(3)
         span = np.empty(3)
-        for d in range(3):
-            norm = math.sqrt(inverses[b, 0, d] ** 2 + inverses[b, 1, d] ** 2 + inverses[b, 2, d] ** 2)
-            heights[d] = 1.0 / norm
-        for a in range(lo, hi):
-            for d in range(3):
-                f = (positions[a, 0] * inverses[b, 0, d] + positions[a, 1] * inverses[b, 1, d]
-                     + positions[a, 2] * inverses[b, 2, d])
-                if pbc[b, d]:
-                    w = math.floor(f)
-                    f -= w
-                    if f >= 1.0:  # rounding of f - floor(f) for f just below an integer
-                        f -= 1.0
-                        w += 1
-                    wrap[a, d] = np.int64(w)
-                else:
-                    wrap[a, d] = 0
-                frac[a, d] = f
+        _wrap_structure(positions, inverses, pbc, b, lo, hi, frac, wrap, heights)
         for d in range(3):
             if pbc[b, d]:
                 lower[b, d] = 0.0
@@ -302,6 +312,42 @@ _fill = compile_pair(_fill_kernel)
 _grids = numba.njit(cache=True, fastmath=False)(_grids_kernel)
 
 
+def _small_pairs_kernel(positions, boxes, inverses, pbc, starts, cutoff):
+    """:func:`batch_pairs` of a batch whose structures are all small (searched pair by pair), in
+    one serial launch: no bins, and none of the cell list's arrays or its four launches (on an
+    8-atom cell those cost more than the search)."""
+    n_atoms, n_systems = positions.shape[0], boxes.shape[0]
+    frac = np.empty((n_atoms, 3))
+    wrap = np.empty((n_atoms, 3), dtype=np.int64)
+    heights = np.empty((n_systems, 3))
+    wrapped = np.empty((n_atoms, 3))
+    for b in range(n_systems):
+        lo, hi = starts[b], starts[b + 1]
+        _wrap_structure(positions, inverses, pbc, b, lo, hi, frac, wrap, heights[b])
+        for a in range(lo, hi):  # x_w = x - w @ box
+            for d in range(3):
+                wrapped[a, d] = positions[a, d] - (wrap[a, 0] * boxes[b, 0, d] + wrap[a, 1] * boxes[b, 1, d]
+                                                   + wrap[a, 2] * boxes[b, 2, d])
+    offsets = np.zeros(n_atoms + 1, dtype=np.int64)
+    for b in range(n_systems):
+        for i in range(starts[b], starts[b + 1]):
+            offsets[i + 1] = offsets[i] + _visit_small(i, starts[b], starts[b + 1], wrapped, frac, boxes, heights, pbc,
+                                                       b, cutoff, wrap, None, None, 0)
+    n_edges = offsets[n_atoms]
+    centers = np.empty(n_edges, dtype=np.int64)
+    neighbors = np.empty(n_edges, dtype=np.int64)
+    shifts = np.empty((n_edges, 3), dtype=np.int64)
+    for b in range(n_systems):
+        for i in range(starts[b], starts[b + 1]):
+            centers[offsets[i]:offsets[i + 1]] = i
+            _visit_small(i, starts[b], starts[b + 1], wrapped, frac, boxes, heights, pbc, b, cutoff, wrap, neighbors,
+                         shifts, offsets[i])
+    return centers, neighbors, shifts, offsets
+
+
+_small_pairs = numba.njit(cache=True, fastmath=False)(_small_pairs_kernel)
+
+
 def _bins_kernel(frac, starts, n_bins, lower, width, bin_first, atom_bin, bin_start, bin_atoms):
     """Counting sort of the atoms into their structure's bins (atoms in increasing order per bin)."""
     n_systems = starts.shape[0] - 1
@@ -334,6 +380,8 @@ def batch_pairs(positions: np.ndarray, boxes: np.ndarray, pbc: np.ndarray, start
     of at most ``small_structure`` atoms are searched pair by pair, the others with the cell list."""
     n_atoms, n_systems = positions.shape[0], boxes.shape[0]
     inverses = np.linalg.inv(boxes) if n_systems else boxes.copy()
+    if not use_parallel(n_atoms * 64) and (n_systems == 0 or int(np.diff(starts).max()) <= small_structure):
+        return _small_pairs(positions, boxes, inverses, pbc, starts, float(cutoff))
     frac = np.empty((n_atoms, 3))
     wrap = np.empty((n_atoms, 3), dtype=np.int64)
     n_bins = np.empty((n_systems, 3), dtype=np.int64)
