@@ -101,8 +101,12 @@ class Batch:
                       "(meta tensors carry no values)")
         # first atom of each structure by a search in the sorted system_idx (bincount's output size
         # depends on the largest value: a host sync on a GPU); validate() checks the sorting
-        structures = torch.arange(cell.shape[0] + 1, dtype=torch.int64, device=p.device)
-        offsets = torch.searchsorted(sidx, structures) if n else structures.new_zeros(cell.shape[0] + 1)
+        if p.device.type == "cpu":  # numpy's search: torch's dispatch costs more than the work on small batches
+            structures = np.arange(cell.shape[0] + 1, dtype=np.int64)
+            offsets = torch.from_numpy(np.searchsorted(sidx.detach().numpy(), structures) if n else 0 * structures)
+        else:
+            structures = torch.arange(cell.shape[0] + 1, dtype=torch.int64, device=p.device)
+            offsets = torch.searchsorted(sidx, structures) if n else structures.new_zeros(cell.shape[0] + 1)
         object.__setattr__(self, "atom_offsets", offsets)
 
     @property
@@ -195,18 +199,16 @@ class Batch:
                 raise StructureError(f"system_idx values must lie in [0, {b_count}), got [{int(sidx[0])}, {int(sidx[-1])}]")
 
         pos = self.positions.detach().cpu().numpy()
-        bad = ~np.isfinite(pos).all(axis=1)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
+        if not np.isfinite(pos).all():  # (the common case: one reduction)
+            k = int(np.flatnonzero(~np.isfinite(pos).all(axis=1))[0])
             b = int(sidx[k])
             local = k - int(self.atom_offsets[b])
             raise StructureError(f"structure {b}, atom {local}: position is not finite {tuple(pos[k].tolist())}")
 
         cell = self.cell.detach().cpu().double().numpy()
         pbc = self.pbc.detach().cpu().numpy()
-        bad = ~np.isfinite(cell).reshape(cell.shape[0], -1).all(axis=1)
-        if bad.any():
-            b = int(np.flatnonzero(bad)[0])
+        if not np.isfinite(cell).all():
+            b = int(np.flatnonzero(~np.isfinite(cell).reshape(cell.shape[0], -1).all(axis=1))[0])
             raise StructureError(f"structure {b}: the cell is not finite {cell[b].tolist()}")
         _CHECKED_CELLS.get(cell, pbc, lambda: _check_periodic_vectors(cell, pbc) or True)
         return self
@@ -266,9 +268,12 @@ def batch_from_atoms(atoms_or_list, device="cpu", dtype: torch.dtype = torch.flo
     positions = np.concatenate([np.asarray(a.positions, dtype=np.float64).reshape(-1, 3) for a in structures])
     numbers = np.concatenate([np.asarray(a.numbers, dtype=np.int64).reshape(-1) for a in structures])
     counts = [len(a) for a in structures]
-    system_idx = np.repeat(np.arange(len(structures), dtype=np.int64), counts)
-    cell = np.stack([np.asarray(a.cell[:], dtype=np.float64) for a in structures])
-    pbc = np.stack([np.asarray(a.pbc, dtype=bool) for a in structures])
+    if len(structures) == 1:
+        system_idx = np.zeros(counts[0], dtype=np.int64)
+    else:
+        system_idx = np.repeat(np.arange(len(structures), dtype=np.int64), counts)
+    cell = np.array([a.cell.array for a in structures], dtype=np.float64).reshape(-1, 3, 3)
+    pbc = np.array([a.pbc for a in structures], dtype=bool).reshape(-1, 3)
 
     q = None
     if charges:

@@ -238,7 +238,7 @@ class ACECalculator(Calculator):
         # ASE asks for one property at a time and keeps what it has: an energy-only call skips the
         # gradient pass; forces and stress come out of the same pass, so either request gets both
         # (the stress only where the cell has a volume), and a later get_stress() costs nothing.
-        has_volume = abs(float(np.linalg.det(self.atoms.cell[:]))) > 0.0
+        has_volume = abs(float(np.linalg.det(self.atoms.cell.array))) > 0.0
         if "stress" in properties and not has_volume:
             raise PropertyNotImplementedError(
                 f"ACECalculator: stress needs a cell of non-zero volume; this structure "
@@ -247,7 +247,7 @@ class ACECalculator(Calculator):
         extra = {} if self._call_threads is None else {"num_threads": self._call_threads}
         out = self.model.evaluate(self.atoms, compute_forces=want_grad, compute_stress=want_grad and has_volume,
                                   **extra)
-        energy = float(out["energy"][0])
+        energy = float(_numpy64(out["energy"])[0])
         self.results.update({"energy": energy, "free_energy": energy, "energies": _numpy64(out["energies"])})
         if "forces" in out:
             self.results["forces"] = _numpy64(out["forces"])
