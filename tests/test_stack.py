@@ -52,6 +52,25 @@ def test_stress_alone_is_still_available():
         model.evaluate(Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]]), compute_stress=True)
 
 
+
+def test_timings_name_each_phase_and_change_nothing():
+    """``timings=`` receives the seconds of each phase (neighbours, each component, scatter),
+    summed over calls; the numbers are those of a call without it."""
+    rng = np.random.default_rng()
+    model = acepy.load(CU)
+    atoms = _cu(rng)
+    plain = model.evaluate(atoms)
+    model.graph_cache.invalidate()
+    timings: dict = {}
+    timed = model.evaluate(atoms, timings=timings)
+    phases = {"neighbours", "scatter"} | {type(c).__name__.lower() for c in model.components}
+    assert set(timings) == phases and all(t > 0 for t in timings.values()), timings
+    first = dict(timings)
+    model.evaluate(atoms, timings=timings)
+    assert all(timings[k] > first[k] for k in phases)
+    for key in ("energies", "forces", "stress"):
+        assert torch.equal(timed[key], plain[key])
+
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
 def test_num_threads_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="num_threads"):

@@ -294,8 +294,7 @@ class Stack:
         n, b = batch.n_atoms, batch.n_systems
         energies = torch.zeros(n, dtype=self.dtype, device=self.device)
         energy = torch.zeros(b, dtype=self.dtype, device=self.device)
-        forces = torch.zeros((n, 3), dtype=self.dtype, device=self.device)
-        virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
+        forces = virials = None  # the first term's tensors (a sum only from the second term on)
         with clock("neighbours"):
             graphs = self.graph_cache.graphs(batch, validated=True, host=host)
         need_grad = bool(compute_forces or compute_stress)
@@ -308,7 +307,7 @@ class Stack:
                     e_b, f, v = _structure_term(comp, batch, species, need_grad)
                     energy = energy + e_b
                     if f is not None:
-                        forces, virials = forces + f, virials + v
+                        forces, virials = (f, v) if forces is None else (forces + f, virials + v)
                     continue
                 inputs = self._inputs(batch, species, graphs, comp.cutoff, shared, detach=True)
                 if comp.cutoff is None or not need_grad:  # energies only: the forward pass, no gradients
@@ -328,7 +327,10 @@ class Stack:
                     # the indices are the graph's own (in range by construction): no range checks, no host reads
                     f, v = scatter_forces_virials(g, inputs.vectors, inputs.centers, inputs.neighbors,
                                                   inputs.edge_system, n, b, backend=self.backend, check=False)
-                    forces, virials = forces + f, virials + v
+                    forces, virials = (f, v) if forces is None else (forces + f, virials + v)
+        if forces is None:
+            forces = torch.zeros((n, 3), dtype=self.dtype, device=self.device)
+            virials = torch.zeros((b, 3, 3), dtype=self.dtype, device=self.device)
         energy = energy.index_add(0, batch.system_idx, energies)
         out = {"energy": energy, "energies": energies, "system_idx": batch.system_idx}
         if compute_forces:
@@ -410,11 +412,13 @@ class _Clock:
         self.timings = timings
         self.cuda = device.type == "cuda"
 
-    @contextlib.contextmanager
+    _OFF = contextlib.nullcontext()  # reusable: without a dict a block costs no generator
+
     def __call__(self, name: str):
-        if self.timings is None:
-            yield
-            return
+        return self._OFF if self.timings is None else self._timed(name)
+
+    @contextlib.contextmanager
+    def _timed(self, name: str):
         if self.cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
