@@ -236,6 +236,17 @@ def test_hessian_vector_products_equal_h_times_v_over_a_batch():
     one = model.hessian_vector_product(structures, v[1])
     assert one.shape == (n, 3) and _rel(one, ref[1]) <= EXACT
     assert _rel(model.hessian_vector_product(structures, v, method="fd", step=1e-5), ref) <= 1e-6
+    # what ran is reported: the ACE route by the number of vectors, the pair table's, the fd step
+    from acepy.models import ace_hvp
+
+    names = [type(c).__name__ for c in model.components]
+    for k, route in ((1, "forward-mode tangent"), (ace_hvp.MAX_VECTORS + 1, "per-site")):
+        out, info = model.hessian_vector_product(structures, v[:1].expand(k, n, 3), return_info=True)
+        assert _rel(out[-1], ref[0]) <= EXACT and info is model.last_hvp_info
+        assert info["method"] == "sites" and info["vectors"] == k and list(info["routes"]) == names
+        assert info["routes"]["ACE"].startswith(route) and info["seconds"] > 0, info
+    _, info = model.hessian_vector_product(structures, v, method="fd", step=1e-5, return_info=True)
+    assert info["method"] == "fd" and info["step"] == 1e-5 and "routes" not in info
 
 
 def test_batch_equals_singles_and_chunking_changes_nothing(monkeypatch):

@@ -30,12 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from acepy.errors import NonFiniteError, TooCloseError
 from acepy.spec import ACEPotentialSpec
 from acepy.graph import csr_offsets
 from acepy.kernels import (
     ProductBasisPlan,
-    SplineRangeError,
     atomic_base,
     atomic_base_edge_grads,
     encode_factor,
@@ -47,6 +45,7 @@ from acepy.kernels import (
 from acepy.kernels.numba_cpu.ace_fused import ace_energies_and_edge_grads
 from acepy.kernels.numba_cpu.embedding import embedding_tables, site_energies_and_derivatives
 
+from .ace_errors import check_finite, raise_range
 from .component import BatchGraph, Component
 
 from .embedding import density_inner_cutoff, embedding_energy, embedding_energy_and_derivative
@@ -222,20 +221,8 @@ class ACE(Component):
         if defer:
             return _Edges(centers, neighbors, mu_i, mu_j, vectors, r, offsets, kept,
                           self.radial.distance_flag(r.detach(), mu_i, mu_j))
-        self._raise_range(inputs, centers, mu_i, mu_j, r, kept)
+        raise_range(self, inputs, centers, mu_i, mu_j, r, kept)
         return _Edges(centers, neighbors, mu_i, mu_j, vectors, r, offsets, kept)
-
-    def _raise_range(self, inputs: BatchGraph, centers, mu_i, mu_j, r, kept) -> None:
-        """:class:`TooCloseError` naming the first pair closer than the radial tables reach."""
-        try:
-            self.radial.check_distances(r.detach(), mu_i, mu_j)
-        except SplineRangeError as err:
-            e = err.edge
-            raise TooCloseError(
-                f"{inputs.describe_edge(e if kept is None else int(kept[e]))} are {float(r[e].detach()):.6g} A "
-                f"apart: closer than the potential's radial tables reach for {self.elements[int(mu_i[e])]}-"
-                f"{self.elements[int(mu_j[e])]} (PACE stops here too)"
-            ) from None
 
     def _densities(self, species, edges: _Edges, rad: RadialValues, backend):
         """Forward pass: rho (N, P) of the rank >= 2 functions, A1 (N, nel*nradbase), rho_core (N,),
@@ -368,7 +355,7 @@ class ACE(Component):
         rho, a1, core, _, _ = self._densities(species, edges, rad, backend)
         f_zbl = self._zbl_switch(species.shape[0], edges)[0] if self.inner_cutoff_type == "zbl" else None
         energies = self._site_energies_from(species, rho, a1, core, f_zbl, derivatives=False)[0]
-        self._check_finite(inputs, energies)
+        check_finite(self, inputs, energies)
         return energies
 
     # ---- the fast path ------------------------------------------------------------------------
@@ -404,8 +391,8 @@ class ACE(Component):
             bad = bad | edges.bad_range
         if bool(bad):
             if edges.bad_range is not None:
-                self._raise_range(inputs, edges.centers, edges.mu_i, edges.mu_j, edges.r, edges.kept)
-            self._check_finite(inputs, energies, grads)
+                raise_range(self, inputs, edges.centers, edges.mu_i, edges.mu_j, edges.r, edges.kept)
+            check_finite(self, inputs, energies, grads)
         return energies, grads
 
     def _fused_energies_and_edge_grads(self, inputs: BatchGraph):
@@ -421,32 +408,8 @@ class ACE(Component):
             self._embedding_tables)
         if flags.any():
             self._prepare(inputs)  # raises TooCloseError naming the pair
-            self._check_finite(inputs, energies, grads)
+            check_finite(self, inputs, energies, grads)
         return energies, grads
-
-    def _check_finite(self, inputs: BatchGraph, energies: torch.Tensor, grads: torch.Tensor | None = None) -> None:
-        """Once per call (one host read): an infinite or NaN site energy or edge gradient raises
-        :class:`NonFiniteError` naming the atom (or pair) and the potential's values that overflow,
-        instead of returning it."""
-        bad = ~torch.isfinite(energies.detach())
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad)[0])
-            mu = int(inputs.species[i])
-            emb = self._embeddings[mu]
-            raise NonFiniteError(
-                f"{inputs.describe_atom(i)} ({self.elements[mu]}): the ACE energy is {float(energies[i])}: the "
-                f"potential's values overflow float64 at this atom's density ({self.spec.source or 'potential'}: "
-                f"embeddings[{mu}].FS_parameters = {emb.fs_parameters.tolist()} ({emb.npoti}), or the C-tilde "
-                "coefficients and radial functions of its functions)")
-        if grads is None:
-            return
-        bad = ~torch.isfinite(grads).all(dim=1)
-        if bool(bad.any()):
-            e = int(torch.nonzero(bad)[0])
-            raise NonFiniteError(
-                f"{inputs.describe_edge(e)}: the ACE force between them is not finite ({grads[e].tolist()}): the "
-                f"derivative of the potential's values overflows float64 there ({self.spec.source or 'potential'}: "
-                "the embeddings' FS_parameters, the radial coefficients or the core repulsion)")
 
     def _fast_chunk(self, species, edges: _Edges, backend):
         n_atoms = species.shape[0]
@@ -488,6 +451,12 @@ class ACE(Component):
         from .ace_hessian import ace_site_blocks
 
         return ace_site_blocks(self, inputs, backend or "torch")
+
+    def hvp_route(self, vectors: torch.Tensor, backend: str | None) -> str:
+        """The route :meth:`hessian_vector_products` takes for these vectors (K, N, 3)."""
+        from . import ace_hvp as tangent
+
+        return "forward-mode tangent (Numba)" if tangent.applies(self, vectors, backend) else "per-site J^T K J u + D u"
 
     def hessian_vector_products(self, inputs: BatchGraph, vectors: torch.Tensor, backend: str | None = None):
         """H v for ``vectors (K, N, 3)`` (exact, no Hessian block formed). On the Numba backend with

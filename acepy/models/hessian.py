@@ -227,30 +227,47 @@ def check_vectors(batch: Batch, vectors) -> tuple[torch.Tensor, bool]:
                      f"{n} atoms, got {tuple(v.shape)}")
 
 
-def stack_hvp(stack, batch: Batch, vectors: torch.Tensor, method: str, step: float | None) -> torch.Tensor:
-    """H v for ``vectors (K, N, 3)`` over the whole batch, without forming the Hessian."""
+def stack_hvp(stack, batch: Batch, vectors: torch.Tensor, method: str, step: float | None) -> tuple[torch.Tensor, dict]:
+    """H v for ``vectors (K, N, 3)`` over the whole batch, without forming the Hessian, and what
+    ran: ``{"method", "vectors", "routes" (per component, exact methods), "step" (fd), "seconds"}``."""
+    start = time.perf_counter()
     method = _check_method(method)
     if not bool(torch.isfinite(vectors).all()):
         raise ValueError("hessian_vector_product: vectors contain NaN or inf")
+    info: dict = {"method": method, "vectors": int(vectors.shape[0])}
     if method == "fd":
-        return _fd_hvp(stack, batch, vectors, _check_step(step, FD_STEP))
-    if method == "autograd":
-        return position_hvp_autograd(_stack_energy_fn(stack, batch), batch, vectors)
+        info["step"] = _check_step(step, FD_STEP)
+        out = _fd_hvp(stack, batch, vectors, info["step"])
+    elif method == "autograd":
+        out = position_hvp_autograd(_stack_energy_fn(stack, batch), batch, vectors)
+    else:
+        out, info["routes"] = _sites_hvp(stack, batch, vectors)
+    info["seconds"] = time.perf_counter() - start
+    return out, info
+
+
+def _sites_hvp(stack, batch: Batch, vectors: torch.Tensor):
     species = stack.species_of(batch.numbers, batch)
     graphs = stack.graph_cache.graphs(batch, validated=True)  # the stack's _batch checked it
     shared: dict = {}
     out = torch.zeros_like(vectors)
+    routes = {}
     for comp in stack.components:
+        name = type(comp).__name__
         if comp.is_structure_level or comp.cutoff is None:
+            routes[name] = "positions autograd"
             out = out + position_hvp_autograd(
                 _component_energy_fn(comp, batch, species, graphs.get(comp.cutoff)), batch, vectors)
             continue
         inputs = stack._inputs(batch, species, graphs, comp.cutoff, shared, detach=True)
         if callable(getattr(comp, "hessian_vector_products", None)):
+            route = getattr(comp, "hvp_route", None)
+            routes[name] = route(vectors, stack.backend) if callable(route) else "component's own"
             out = out + comp.hessian_vector_products(inputs, vectors, backend=stack.backend)
         else:
+            routes[name] = "edge autograd"
             out = out + edge_hvp_autograd(comp, inputs, vectors)
-    return out
+    return out, routes
 
 
 def _fd_hvp(stack, batch: Batch, vectors: torch.Tensor, h: float) -> torch.Tensor:

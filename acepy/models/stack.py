@@ -47,6 +47,7 @@ class Stack:
     """
 
     last_hessian_info: dict | None = None  # what the last hessian() call ran (method, routes, step, seconds)
+    last_hvp_info: dict | None = None  # the same for the last hessian_vector_product() call
 
     def __init__(self, components: Sequence, elements: Sequence[str], dtype=torch.float64, device="cpu",
                  backend: str | None = None, skin: float = 0.0, num_threads: int | None = None,
@@ -227,17 +228,24 @@ class Stack:
         return (result, info) if return_info else result
 
     def hessian_vector_product(self, structures, vectors, method: str = "auto", step: float | None = None,
-                               num_threads: int | None = None) -> torch.Tensor:
+                               num_threads: int | None = None, return_info: bool = False):
         """H v over the whole batch without forming H: ``vectors (N_total, 3)`` or ``(K, N_total, 3)``
         in, the same shape out (eV/A^2 times the vectors' unit). ``method`` as in :meth:`hessian`
-        (``"fd"``: -(F(x + h v) - F(x - h v)) / 2h with v scaled to a largest component of 1)."""
+        (``"fd"``: -(F(x + h v) - F(x - h v)) / 2h with v scaled to a largest component of 1).
+
+        ``return_info=True`` also returns what ran (kept in ``self.last_hvp_info`` too): the
+        method, the number of vectors, per component its route (for ACE on the Numba backend: the
+        forward-mode tangent route up to ``acepy.models.ace_hvp.MAX_VECTORS`` vectors, the per-site
+        route above), the fd step, the seconds."""
         from .hessian import check_vectors, stack_hvp
 
         with self._threads(num_threads):
             batch = self._batch(structures)
             v, flat = check_vectors(batch, vectors)
-            out = stack_hvp(self, batch, v, method, step)
-        return out[0] if flat else out
+            out, info = stack_hvp(self, batch, v, method, step)
+        self.last_hvp_info = info
+        out = out[0] if flat else out
+        return (out, info) if return_info else out
 
     @staticmethod
     def _inputs(batch, species, graphs, cutoff, shared: dict, detach: bool) -> BatchGraph:
