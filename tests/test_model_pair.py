@@ -289,6 +289,58 @@ def test_edges_beyond_the_pair_cutoff_are_dropped():
     np.testing.assert_allclose(e4.numpy(), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
 
 
+def _edge_at_the_cutoff(rng, cut, inner_r):
+    """A non-periodic trimer whose edge 0-1 the graph at ``cut`` keeps (|r| < cut, as the search
+    decides) while its r^2 rounds to >= cut^2; atom 2 sits ``inner_r`` from atom 0, opposite atom 1.
+    Random directions until one rounds that way (about one in 20 does)."""
+    for _ in range(2000):
+        u = rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        x1 = u * cut * (1.0 - rng.integers(0, 3) * 2.0**-53)  # within a few ulps of the cutoff
+        atoms = Atoms(rng.choice(["Al", "Ti"], 3).tolist(), positions=[np.zeros(3), x1, -inner_r * u])
+        batch = acepy.batch_from_atoms(atoms)
+        graph = neighbor_graph(batch, cut)
+        vectors = edge_vectors(batch.positions, batch.cell, graph)
+        at_cut = (graph.centers == 0) & (graph.neighbors == 1)
+        if bool(at_cut.any()) and float((vectors[at_cut] ** 2).sum()) >= cut * cut:
+            return atoms, batch, graph, vectors
+    raise AssertionError("no direction put r^2 at the cutoff by rounding")
+
+
+def test_edge_at_the_cutoff_by_rounding_is_not_counted():
+    """The graph keeps an edge with |r| < rc that r^2 >= rc^2 drops (LAMMPS: r^2 < cut^2). With the
+    graph at the pair cutoff the component masks it (no index selection): it must add nothing, on
+    both paths, and the rest must equal the scipy reference pair by pair. V(4 A) is 0.07-0.6 eV
+    for these sections, so counting the edge would show."""
+    rng = np.random.default_rng()
+    cut, inner_r = 4.0, rng.uniform(2.5, 3.5)
+    pair4 = Pair(read_pair_table(TABLE), ["Al", "Ti"], cutoff=cut)
+    atoms, batch, graph, vectors = _edge_at_the_cutoff(rng, cut, inner_r)
+    assert graph.cutoff == pair4.cutoff and graph.n_edges == 4  # 0-1 both ways (at the cutoff), 0-2 both ways
+    species = torch.tensor([pair4.elements.index(s) for s in atoms.get_chemical_symbols()])
+    sym = atoms.get_chemical_symbols()
+    v_fn, f_fn = reference_table(read_pair_table(TABLE).section_for(sym[0], sym[2]), pair4.tablength, cut)[:2]
+    d02 = atoms.positions[2] - atoms.positions[0]
+    r02 = np.linalg.norm(d02)
+    v02, fp02 = float(v_fn(r02)), float(f_fn(r02))
+    expected = np.array([0.5 * v02, 0.0, 0.5 * v02])
+    exact_vectors = vectors.clone().requires_grad_(True)
+    energies = pair4.site_energies(BatchGraph(batch, species, graph, exact_vectors))
+    (g_exact,) = torch.autograd.grad(energies.sum(), exact_vectors)
+    fast, g_fast = pair4.energies_and_edge_grads(BatchGraph(batch, species, graph, vectors), "numba")
+    scale = max(1.0, abs(v02))
+    np.testing.assert_allclose(energies.detach().numpy(), expected, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(fast.numpy(), expected, rtol=0, atol=1e-12 * scale)
+    assert float(energies[1].detach()) == 0.0 and float(fast[1]) == 0.0
+    at_cut = ((graph.centers == 1) | (graph.neighbors == 1)).numpy()
+    assert float(g_exact[at_cut].abs().max()) == 0.0 and float(g_fast[at_cut].abs().max()) == 0.0
+    # the inner edges: dE/dr_ij = -fpair/2 r_ij (LAMMPS's force spline, module doc of acepy.models.pair)
+    g_ref = -0.5 * fp02 * vectors[~at_cut].numpy()
+    for g in (g_exact, g_fast):
+        # (an absolute floor: fpair of Al-Al crosses zero near 3 A)
+        np.testing.assert_allclose(g[~at_cut].numpy(), g_ref, rtol=0, atol=1e-12 * max(1.0, np.abs(g_ref).max()))
+
+
 # ---- the stacked model ------------------------------------------------------------------------------
 def _load(backend="torch", **kw):
     try:

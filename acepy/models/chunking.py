@@ -1,9 +1,9 @@
 """Big batches in bounded memory: ``Stack.evaluate`` over chunks of whole structures.
 
 A call's memory is dominated by its neighbour pairs (graph, edge vectors, per-edge gradients and
-the ACE intermediates: 350-550 bytes per pair, measured; ``acepy.graph._BYTES_PER_PAIR``). A list
+the ACE intermediates: 350-550 bytes per pair, measured; ``acepy.graph_checks._BYTES_PER_PAIR``). A list
 of 10^4 small cells in one call held 2.9 GB (issue 18). Here the structures are grouped, in order
-and never split, into chunks whose estimated pair count (:func:`acepy.graph.estimate_pairs`:
+and never split, into chunks whose estimated pair count (:func:`acepy.graph_checks.estimate_pairs`:
 atom density x cutoff sphere) stays under ``chunk_pairs``; each chunk is one batched call and the
 results are concatenated, so the output is that of one call (the chunks are independent
 structures: the same numbers to rounding).
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from acepy.batch import Batch
-from acepy.graph import _BYTES_PER_PAIR, estimate_pairs
+from acepy.graph_checks import _BYTES_PER_PAIR, estimate_pairs
 
 # The default pair budget of one chunk: 2^19 pairs, about 0.2 GB at the measured bytes per pair.
 # Measured on 3000 8-atom Al-Ni cells (1 thread, CPU time per structure): 2^18 0.90-1.01 ms, 2^19

@@ -40,6 +40,7 @@ from .embedding import _switch, atom_site_energy
 from .product_basis import (_atom_adjoint_prefix_jit, _atom_densities_prefix_jit, _fold_gradient_jit,
                             _load_signed_row_jit, _prefix_width_jit, prefix_plan)
 from .sph_harm import CONTRACT, EDGE_BLOCK, STORE, ylm_block
+from .spline import hermite, table_row
 
 
 FASTMATH = {"reassoc"}
@@ -114,16 +115,9 @@ def _ace_kernel(vectors, r, offsets, neighbors, species, pair_cutoff, coeffs, rs
                     fd[p, k] = 0.0
             else:
                 t = x - fl
-                n = 0
-                if fl >= 1.0:
-                    n = min(int(fl), n_seg - 1)
+                n = table_row(fl, n_seg)
                 for k in range(n_cols):
-                    c0 = np.float64(coeffs[tab, n, 0, k])
-                    c1 = np.float64(coeffs[tab, n, 1, k])
-                    c2 = np.float64(coeffs[tab, n, 2, k])
-                    c3 = np.float64(coeffs[tab, n, 3, k])
-                    fv[p, k] = c0 + t * (c1 + t * (c2 + t * c3))
-                    fd[p, k] = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
+                    fv[p, k], fd[p, k], _ = hermite(coeffs, tab, n, k, t, s)
             for k in range(nb):
                 a1[mu_j * nb + k] += fv[p, k]
             if core_col >= 0:

@@ -1,4 +1,9 @@
-"""Numba evaluation of vector-valued cubic Hermite spline tables (contract: ``reference/spline.py``)."""
+"""Numba evaluation of vector-valued cubic Hermite spline tables (contract: ``reference/spline.py``).
+
+``hermite`` and ``table_row`` are the one definition of the per-column arithmetic: this module's
+kernel and the fused ACE kernel (``ace_fused.py``) both inline them (``inline="always"``: inlined in
+Numba's IR, so each caller's fast-math flags apply as they did to its own loop).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,34 @@ import numpy as np
 import torch
 
 from ._compile import compile_pair, pick
+
+
+def _table_row(fl, n_seg):
+    """The table row of ``fl = floor(r * rscale)`` (>= 1 by the callers' checks; the clamp only
+    keeps unchecked input inside the table: a NaN fails every comparison and lands on row 0,
+    giving NaN outputs as in the reference)."""
+    n = 0
+    if fl >= 1.0:
+        n = min(int(fl), n_seg - 1)
+    return n
+
+
+def _hermite(coeffs, tab, n, k, t, s):
+    """Column ``k`` of table ``tab``, row ``n``, at ``t = x - floor(x)`` in [0, 1): the value
+    ``c0 + t (c1 + t (c2 + t c3))`` and its first and second d/dr (``s = dx/dr``, the table's
+    ``rscale``), in float64. A caller that drops a derivative pays nothing for it (dead code)."""
+    c0 = np.float64(coeffs[tab, n, 0, k])
+    c1 = np.float64(coeffs[tab, n, 1, k])
+    c2 = np.float64(coeffs[tab, n, 2, k])
+    c3 = np.float64(coeffs[tab, n, 3, k])
+    f = c0 + t * (c1 + t * (c2 + t * c3))
+    df = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
+    d2f = (2.0 * c2 + 6.0 * c3 * t) * (s * s)
+    return f, df, d2f
+
+
+table_row = numba.njit(inline="always", cache=True)(_table_row)
+hermite = numba.njit(inline="always", cache=True)(_hermite)
 
 
 def _spline_kernel(coeffs, rscale, nlut, r, table_index, order, f, df, d2f):
@@ -28,36 +61,19 @@ def _spline_kernel(coeffs, rscale, nlut, r, table_index, order, f, df, d2f):
                 if order >= 2:
                     d2f[e, k] = 0.0
             continue
-        # the wrapper guarantees 1 <= n; the clamp only keeps unchecked input inside the table
-        # (a NaN fails every comparison and lands on row 0, giving NaN outputs as in the reference)
-        n = 0
-        if fl >= 1.0:
-            n = min(int(fl), n_seg - 1)
+        n = table_row(fl, n_seg)  # the wrapper guarantees 1 <= n
         # one loop per order (no branch inside the loop over functions, which then vectorises)
         if order == 0:
             for k in range(k_max):
-                c0 = np.float64(coeffs[tab, n, 0, k])
-                c1 = np.float64(coeffs[tab, n, 1, k])
-                c2 = np.float64(coeffs[tab, n, 2, k])
-                c3 = np.float64(coeffs[tab, n, 3, k])
-                f[e, k] = c0 + t * (c1 + t * (c2 + t * c3))
+                f[e, k] = hermite(coeffs, tab, n, k, t, s)[0]
         elif order == 1:
             for k in range(k_max):
-                c0 = np.float64(coeffs[tab, n, 0, k])
-                c1 = np.float64(coeffs[tab, n, 1, k])
-                c2 = np.float64(coeffs[tab, n, 2, k])
-                c3 = np.float64(coeffs[tab, n, 3, k])
-                f[e, k] = c0 + t * (c1 + t * (c2 + t * c3))
-                df[e, k] = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
+                v, d, _ = hermite(coeffs, tab, n, k, t, s)
+                f[e, k] = v
+                df[e, k] = d
         else:
             for k in range(k_max):
-                c0 = np.float64(coeffs[tab, n, 0, k])
-                c1 = np.float64(coeffs[tab, n, 1, k])
-                c2 = np.float64(coeffs[tab, n, 2, k])
-                c3 = np.float64(coeffs[tab, n, 3, k])
-                f[e, k] = c0 + t * (c1 + t * (c2 + t * c3))
-                df[e, k] = (c1 + t * (2.0 * c2 + 3.0 * c3 * t)) * s
-                d2f[e, k] = (2.0 * c2 + 6.0 * c3 * t) * (s * s)
+                f[e, k], df[e, k], d2f[e, k] = hermite(coeffs, tab, n, k, t, s)
 
 
 _spline = compile_pair(_spline_kernel)
