@@ -412,8 +412,8 @@ def test_prefix_plan_layout():
 
 def test_per_atom_functions_against_reference():
     """The per-atom functions as the fused kernel calls them: the prefix plan's densities, then its
-    adjoint reusing their prefix products (``ab_ready``), and the triple plan's, on terms of rank
-    0..5 with padding anywhere, in several species, against the reference to 1e-12."""
+    adjoint reusing their prefix products (``ab_ready``), on terms of rank 0..5 with padding
+    anywhere, in several species, against the reference to 1e-12."""
     import numba
 
     from acepy.kernels.numba_cpu import product_basis as nb
@@ -430,32 +430,49 @@ def test_per_atom_functions_against_reference():
             nb._atom_adjoint_prefix_jit(row_re, row_im, group[i], pp, work, True, w_rho[i], grad_re, grad_im)
             nb._fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, i)
 
-    @numba.njit
-    def triple_driver(a_re, a_im, group, tp, w_rho, rho, ga_re, ga_im):
-        t_off, t_codes, t_coeff, r_off, r_codes, r_length, r_coeff = tp
-        h, rmax = a_re.shape[1], r_codes.shape[1]
-        scratch = np.empty(max(nb._max_triples_jit(t_off), 1))
-        row_re, row_im = np.empty(4 * h), np.empty(4 * h)
-        f_re, f_im, pre_re, pre_im = np.empty(rmax), np.empty(rmax), np.empty(rmax + 1), np.empty(rmax + 1)
-        for i in range(a_re.shape[0]):
-            grad_re, grad_im = np.zeros(4 * h), np.zeros(4 * h)
-            nb._load_signed_row_jit(a_re, a_im, i, row_re, row_im)
-            nb._atom_densities_jit(row_re, row_im, group[i], t_off, t_codes, t_coeff, r_off, r_codes, r_length,
-                                   r_coeff, scratch, rho[i])
-            nb._atom_adjoint_jit(row_re, row_im, group[i], t_off, t_codes, t_coeff, r_off, r_codes, r_length, r_coeff,
-                                 w_rho[i], scratch, f_re, f_im, pre_re, pre_im, grad_re, grad_im)
-            nb._fold_gradient_jit(grad_re, grad_im, ga_re, ga_im, i)
-
     rng = np.random.default_rng()
     a_re, a_im, group, goff, codes, coeff, w_rho = shared_prefix_problem(rng, 9, 4, [0, 300, 90], 3)
     plan = ProductBasisPlan(codes, coeff, goff)
     rho_ref = product_basis(a_re, a_im, group, plan, backend="torch")
     g_ref = product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
     args = (a_re.numpy(), a_im.numpy(), group.numpy())
-    for what, driver, arrays in (("prefix", prefix_driver, nb.prefix_plan(plan)),
-                                 ("triple", triple_driver, nb.triple_plan(plan))):
-        rho, ga_re, ga_im = np.full((9, 3), np.nan), np.full((9, 4), np.nan), np.full((9, 4), np.nan)
-        driver(*args, arrays, w_rho.numpy(), rho, ga_re, ga_im)
-        assert_close(torch.as_tensor(rho), rho_ref, torch.float64, what=f"{what} rho")
-        assert_close(torch.as_tensor(ga_re), g_ref[0], torch.float64, what=f"{what} adjoint re")
-        assert_close(torch.as_tensor(ga_im), g_ref[1], torch.float64, what=f"{what} adjoint im")
+    rho, ga_re, ga_im = np.full((9, 3), np.nan), np.full((9, 4), np.nan), np.full((9, 4), np.nan)
+    prefix_driver(*args, nb.prefix_plan(plan), w_rho.numpy(), rho, ga_re, ga_im)
+    assert_close(torch.as_tensor(rho), rho_ref, torch.float64, what="prefix rho")
+    assert_close(torch.as_tensor(ga_re), g_ref[0], torch.float64, what="prefix adjoint re")
+    assert_close(torch.as_tensor(ga_im), g_ref[1], torch.float64, what="prefix adjoint im")
+
+
+@pytest.mark.parametrize("n_k", [1, 3])
+def test_tangents_against_forward_mode_autograd(n_k):
+    """The forward-mode kernels of the Hessian-vector product (``ace_tangent_product.py``) on the
+    prefix plan: the densities and their tangents, the adjoint and its tangent (with weight
+    tangents), against torch.func.jvp of the float64 reference, on terms of rank 0..5 (prefixes of
+    every length, repeated factors) with padding anywhere, in several species, to 1e-12."""
+    from acepy.kernels.numba_cpu.ace_tangent_product import dual_adjoint, product_jvp
+
+    rng = np.random.default_rng()
+    a_re, a_im, group, goff, codes, coeff, w_rho = shared_prefix_problem(rng, 11, 5, [0, 400, 120], 3)
+    plan = ProductBasisPlan(codes, coeff, goff)
+    da_re, da_im = (torch.as_tensor(rng.normal(size=(n_k,) + a_re.shape)) for _ in range(2))
+    dw_rho = torch.as_tensor(rng.normal(size=(n_k,) + w_rho.shape))
+
+    def densities(x_re, x_im):
+        return product_basis(x_re, x_im, group, plan, backend="torch")
+
+    def adjoint(x_re, x_im, w):  # d/dA sum_p w_p rho_p, by autograd of the reference's densities
+        return torch.func.grad(lambda y_re, y_im: (densities(y_re, y_im) * w).sum(), argnums=(0, 1))(x_re, x_im)
+
+    rho, drho = product_jvp(a_re.numpy(), a_im.numpy(), da_re.numpy(), da_im.numpy(), group.numpy(), plan)
+    ga_re, ga_im, dga_re, dga_im = dual_adjoint(a_re.numpy(), a_im.numpy(), da_re.numpy(), da_im.numpy(),
+                                                group.numpy(), plan, w_rho.numpy(), dw_rho.numpy())
+    assert_close(torch.as_tensor(rho), densities(a_re, a_im), torch.float64, what="rho")
+    g_ref = product_basis_adjoint(a_re, a_im, group, plan, w_rho, backend="torch")
+    assert_close(torch.as_tensor(ga_re), g_ref[0], torch.float64, what="adjoint re")
+    assert_close(torch.as_tensor(ga_im), g_ref[1], torch.float64, what="adjoint im")
+    for k in range(n_k):
+        _, ref = torch.func.jvp(densities, (a_re, a_im), (da_re[k], da_im[k]))
+        assert_close(torch.as_tensor(drho[k]), ref, torch.float64, what=f"drho {k}")
+        _, (ref_re, ref_im) = torch.func.jvp(adjoint, (a_re, a_im, w_rho), (da_re[k], da_im[k], dw_rho[k]))
+        assert_close(torch.as_tensor(dga_re[k]), ref_re, torch.float64, what=f"adjoint tangent re {k}")
+        assert_close(torch.as_tensor(dga_im[k]), ref_im, torch.float64, what=f"adjoint tangent im {k}")

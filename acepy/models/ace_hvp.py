@@ -5,16 +5,20 @@ H v is the tangent of the forces along v: with the edge gradients g_e = dE/dr_e 
 neighbour, minus at the centre), dg_e = d/de g_e(r + e u) with u_e = v_j - v_i. Each step of the
 fast path gets its tangent, none forms a Hessian block (nor J or K of :mod:`ace_hessian`):
 
-1. the atomic base and its tangent dA = sum_e R' dr Y + R grad Y . u, the rank-1 base, rho_core
-   and the zbl switch with theirs (``kernels/numba_cpu/ace_tangent_base.py``);
-2. the densities' tangent (product-basis jvp, ``ace_tangent_product.py``), then the tangents of
-   dE/drho, dE/drho_core, dE/df_zbl from the closed-form second derivatives of the outer function
-   (``ace_tangent_outer.py``);
-3. dE/dA and its tangent in one pass of the product adjoint on dual numbers;
-4. the tangent of the edge gradients: the harmonics' second derivatives analytically (one more
-   line of their recursion), the radial ones from the spline tables' second derivative (the same
-   piecewise cubic the exact route differentiates), the radial-only terms (rank 1, core
-   repulsion, zbl switch) in closed form here.
+1. the radial functions and their first two d/dr by column (the spline tables' own piecewise
+   cubic, as the exact route differentiates it); the atomic base and its tangent dA = sum_e R' dr Y
+   + R grad Y . u, with the rank-1 base and rho_core and theirs in the same pass over the edges
+   (``kernels/numba_cpu/ace_tangent_base.py``); the zbl switch's edge here;
+2. the densities and their tangent (the product-basis jvp on the prefix plan,
+   ``ace_tangent_product.py``), then the tangents of dE/drho, dE/drho_core, dE/df_zbl from the
+   closed-form second derivatives of the outer function (``ace_tangent_outer.py``);
+3. dE/dA and its tangent: the product adjoint's passes on tangent arguments;
+4. the tangent of the edge gradients, the radial-only terms (rank 1, core repulsion, zbl switch)
+   included, scattered into H v (``ace_tangent_edges.py``; the harmonics' second derivatives
+   analytically, by one more line of their recursion).
+
+Only per-atom arrays pass between the kernels in numpy (a few small einsums over densities);
+nothing per edge is made in torch.
 
 Exact to rounding, like the per-site route; it costs a few force calls per vector. The route is
 chosen by the caller's setting, never silently between *Hessian* methods: :func:`applies` takes
@@ -31,19 +35,22 @@ import numpy as np
 import torch
 
 from acepy.kernels import spline_eval
-from acepy.kernels.numba_cpu.ace_tangent_base import tangent_atomic_base, tangent_edge_grads
+from acepy.kernels.numba_cpu.ace_tangent_base import RadialColumns, tangent_atomic_base
+from acepy.kernels.numba_cpu.ace_tangent_edges import tangent_edge_hvp
 from acepy.kernels.numba_cpu.ace_tangent_outer import outer_derivatives
 from acepy.kernels.numba_cpu.ace_tangent_product import dual_adjoint, product_jvp
-from acepy.kernels.numba_cpu.product_basis import product_basis as numba_product_basis
 
 # Vectors per call up to which the tangent route runs (more: the per-site route, which forms each
-# site's curvature once for all vectors). Measured (1 thread, CPU time, rattled fcc): the tangent
-# route costs 2-3 force calls for one vector and about one more per vector; the per-site route
-# 20-50 force calls whatever the count. They cross between 24 (AlTi, 1000 atoms: x16 15.6, x32 37,
-# per-site 27 force calls) and 55 vectors (256 atoms): 16 is on the cheaper side everywhere measured.
+# site's curvature once for all vectors). Measured (1 thread, CPU time, rattled fcc, Cu-shaped and
+# AlTi, 64-1000 atoms): the tangent route costs about 3 force calls for one vector and 0.75-1 more
+# per vector (x8: 7-10); the per-site route 35-70 force calls for 32 vectors. 16 is on the cheaper
+# side everywhere measured.
 MAX_VECTORS = 16
-# Edges per chunk (bounds the per-edge radial arrays: three orders of [g_k | R_nl | core]).
-EDGE_CHUNK = 1 << 15
+# Edges per chunk: bounds the per-edge arrays (three orders of the radial columns [g_k | R_nl | core],
+# the tangents of the edge gradients). Measured (1 thread, Cu-shaped 256 atoms, 46 columns): the
+# radial step took 8 ms a call with 8192 edges a chunk and 24 ms with 32768 (its 36 MB of fresh
+# arrays a chunk, page faults included), the rest alike.
+EDGE_CHUNK = 1 << 13
 
 
 def applies(ace, vectors: torch.Tensor, backend: str | None) -> bool:
@@ -58,7 +65,7 @@ def ace_hvp_tangent(ace, inputs, vectors: torch.Tensor) -> torch.Tensor:
 
     edges_all = ace._prepare(inputs)
     offsets = edges_all.offsets.cpu().numpy()
-    v64 = vectors.detach().to(torch.float64)
+    v64 = vectors.detach().to(torch.float64).contiguous()
     out = torch.zeros_like(v64)
     n_edges = int(offsets[-1])
     bounds = [0, offsets.shape[0] - 1] if n_edges <= EDGE_CHUNK else _chunk_bounds(offsets, EDGE_CHUNK)
@@ -69,26 +76,19 @@ def ace_hvp_tangent(ace, inputs, vectors: torch.Tensor) -> torch.Tensor:
     return out.to(vectors.dtype)
 
 
-def _radial_orders(ace, r, mu_i, mu_j):
-    """``[(gk, rnl, cr), (d/dr ...), (d2/dr2 ...)]`` in float64: spline tables by their kernel
-    (order 2: the second derivative of the piecewise cubic), analytic kinds (SHIPs) by forward-mode
+def _radial_columns(ace, r, mu_i, mu_j) -> RadialColumns:
+    """The radial functions of the edges and their first two d/dr, by column, in float64: spline
+    tables by their kernel (order 2: the second derivative of the piecewise cubic) read in place
+    (the fused kernel's columns, :meth:`ACE._fused_layout`); analytic kinds (SHIPs) by forward-mode
     autograd of their torch formulas (each edge's values depend on its own r only: one jvp with a
-    tangent of ones gives every edge's second derivative)."""
+    tangent of ones gives every edge's second derivative), laid out as PACE's ``[g_k | R_nl | core]``."""
     rb = ace.radial
-    e, nb, nrad, n_l = r.shape[0], ace.nradbase, ace.nradmax, ace.lmax + 1
-    if rb.kind in ("pace", "spline"):
+    nb, nrad, n_l = ace.nradbase, ace.nradmax, ace.lmax + 1
+    if ace._fused is not None:
         t = rb._table_index(mu_i, mu_j)
-        table = rb.pace_table if rb.kind == "pace" else rb.gk
+        table, rnl_col, core_col, _ = ace._fused
         orders = spline_eval(table, r.to(table.coeffs.dtype), t, order=2, backend="numba", check=False)
-        out = []
-        for v in orders:
-            v = v.double()
-            if rb.kind == "pace":
-                nf = nrad * n_l
-                out.append((v[:, :nb], v[:, nb:nb + nf].reshape(e, nrad, n_l), v[:, nb + nf]))
-            else:  # ACE.jl splines: R_nl = g_n for every l, no core repulsion
-                out.append((v, v[:, :nrad, None].expand(e, nrad, n_l), v.new_zeros(e)))
-        return out
+        return RadialColumns(tuple(o.double().numpy() for o in orders), rnl_col, nb, core_col)
 
     def first(rr):
         rad = rb.evaluate(rr, mu_i, mu_j, backend="torch", check=False)
@@ -96,7 +96,11 @@ def _radial_orders(ace, r, mu_i, mu_j):
 
     rad = rb.evaluate(r, mu_i, mu_j, backend="torch", check=False)
     d1, d2 = torch.func.jvp(first, (r,), (torch.ones_like(r),))
-    return [tuple(x.detach().double() for x in o) for o in ((rad.gk, rad.rnl, rad.cr), d1, d2)]
+    e = r.shape[0]
+    cols = tuple(torch.cat([gk, rnl.reshape(e, nrad * n_l), cr[:, None]], dim=1).detach().double().contiguous().numpy()
+                 for gk, rnl, cr in ((rad.gk, rad.rnl, rad.cr), d1, d2))
+    n, l = np.meshgrid(np.arange(nrad), np.arange(n_l), indexing="ij")
+    return RadialColumns(cols, np.ascontiguousarray(nb + n * n_l + l, dtype=np.int64), nb, nb + nrad * n_l)
 
 
 def _zbl_second(ace, edges, r, zedge):
@@ -117,74 +121,62 @@ def _zbl_second(ace, edges, r, zedge):
 def _chunk(ace, species, edges, a0: int, v: torch.Tensor, out: torch.Tensor) -> None:
     """Adds the chunk's H v to ``out (K, N, 3)`` (float64)."""
     n, n_k = species.shape[0], v.shape[0]
-    nel, nb, nrad, nh, p_max = ace.nelements, ace.nradbase, ace.nradmax, ace.n_half, ace.max_ndensity
-    centers, mu_j = edges.centers, edges.mu_j
-    centers_global = centers + a0
+    nel, p_max = ace.nelements, ace.max_ndensity
     vec = edges.vectors.detach().double().contiguous()
-    r = torch.linalg.vector_norm(vec, dim=1)
-    rhat = vec / r[:, None]
-    u = (v[:, edges.neighbors] - v[:, centers_global]).contiguous()  # (K, E, 3)
-    dr = (u * rhat).sum(-1)  # (K, E)
-    (gk, rnl, cr), (dgk, drnl, dcr), (d2gk, d2rnl, d2cr) = _radial_orders(ace, edges.r, edges.mu_i, mu_j)
-    # ---- the radial-only sums and their tangents: A1, rho_core, the zbl switch -------------------
-    rows = centers * nel + mu_j
-    a1 = gk.new_zeros((n * nel, nb)).index_add(0, rows, gk).reshape(n, nel * nb)
-    core = cr.new_zeros(n).index_add(0, centers, cr)
-    da1 = gk.new_zeros((n_k, n * nel, nb)).index_add(1, rows, dgk[None] * dr[..., None]).reshape(n_k, n, nel * nb)
-    dcore = cr.new_zeros((n_k, n)).index_add(1, centers, dcr[None] * dr)
-    zbl = ace.inner_cutoff_type == "zbl"
+    v_np, vec_np = v.numpy(), vec.numpy()
+    offsets, neighbors = edges.offsets.cpu().numpy(), edges.neighbors.cpu().numpy()
+    mu_j, sp = edges.mu_j.cpu().numpy(), species.cpu().numpy()
+    radial = _radial_columns(ace, edges.r, edges.mu_i, edges.mu_j)
+    # ---- the atomic base, the radial-only sums (A1, rho_core) and their tangents -----------------
+    with_base = ace.nradmax > 0 and ace.plan.n_terms > 0
+    a_re, a_im, da_re, da_im, a1, core, da1, dcore = tangent_atomic_base(radial, vec_np, v_np, neighbors, a0, offsets,
+                                                                         mu_j, nel, with_base)
+    # ---- the zbl switch (one edge per atom) and its tangent ---------------------------------------
     f_zbl = None
-    dfz = cr.new_zeros((n_k, n))
-    if zbl:
+    dfz = np.zeros((n_k, n))
+    if ace.inner_cutoff_type == "zbl":
+        r = torch.linalg.vector_norm(vec, dim=1)
         f_zbl, df_zbl, zedge = ace._zbl_switch(n, replace(edges, r=r))
         f_zbl, df_zbl = f_zbl.double(), df_zbl.double()
         has = zedge >= 0
         ze = torch.where(has, zedge, torch.zeros_like(zedge))
-        d2f_zbl = _zbl_second(ace, edges, r, zedge)
-        dfz = torch.where(has, df_zbl * dr[:, ze], 0.0)
-    # ---- the atomic base, the densities and their tangents ---------------------------------------
-    sp = species.cpu().numpy()
-    width = nel * nrad * nh if (nrad > 0 and ace.plan.n_terms > 0) else 0
-    offsets = edges.offsets.cpu().numpy()
-    mu_j_np = mu_j.cpu().numpy()
-    if width:
-        rnl_np, drnl_np = np.ascontiguousarray(rnl.numpy()), np.ascontiguousarray(drnl.numpy())
-        a_re, a_im, da_re, da_im = tangent_atomic_base(rnl_np, drnl_np, vec.numpy(), u.numpy(), offsets, mu_j_np, nel)
-        a_re, a_im = a_re.reshape(n, width), a_im.reshape(n, width)
-        da_re, da_im = da_re.reshape(n_k, n, width), da_im.reshape(n_k, n, width)
-        rho_hi = numba_product_basis(torch.from_numpy(a_re), torch.from_numpy(a_im), species.cpu(), ace.plan).numpy()
-        drho_hi = product_jvp(a_re, a_im, da_re, da_im, sp, ace.plan)
+        rhat = vec[ze] / r[ze, None]
+        u = v[:, edges.neighbors[ze]] - v[:, a0 + torch.arange(n)]  # (K, n, 3): the zbl edges' moves
+        dfz_t = torch.where(has, df_zbl * (u * rhat).sum(-1), 0.0)
+        dfz = dfz_t.numpy()
+    # ---- the densities, the outer function's derivatives, their tangents --------------------------
+    if with_base:
+        shape = (n, nel * ace.nradmax * ace.n_half)
+        a_re, a_im = a_re.reshape(shape), a_im.reshape(shape)
+        da_re, da_im = da_re.reshape((n_k,) + shape), da_im.reshape((n_k,) + shape)
+        rho_hi, drho_hi = product_jvp(a_re, a_im, da_re, da_im, sp, ace.plan)
     else:
         rho_hi, drho_hi = np.zeros((n, p_max)), np.zeros((n_k, n, p_max))
     rank1 = ace._rank1_host.astype(np.float64)
-    d1, d2 = outer_derivatives(rho_hi, a1.numpy(), rank1, core.numpy(), sp, ace._embedding_tables,
+    d1, d2 = outer_derivatives(rho_hi, a1, rank1, core, sp, ace._embedding_tables,
                                None if f_zbl is None else f_zbl.numpy())
-    d1, d2, r1 = torch.from_numpy(d1), torch.from_numpy(d2), torch.from_numpy(rank1)[species]
-    drho = torch.from_numpy(drho_hi) + torch.einsum("kia,iap->kip", da1, r1)
-    dx = torch.cat([drho, dcore[..., None], dfz[..., None]], dim=2)  # (K, n, P + 2)
-    dd1 = torch.einsum("ipq,kiq->kip", d2, dx)
-    w_rho, d_core, d_f = d1[:, :p_max], d1[:, p_max], d1[:, p_max + 1]
-    dw_rho, dd_core, dd_f = dd1[..., :p_max], dd1[..., p_max], dd1[..., p_max + 1]
-    # ---- the tangent of the edge gradients ------------------------------------------------------
-    d_a1 = torch.einsum("ip,iap->ia", w_rho, r1).reshape(n * nel, nb)[rows]  # (E, nb)
-    dd_a1 = torch.einsum("kip,iap->kia", dw_rho, r1).reshape(n_k, n * nel, nb)[:, rows]
-    # the radial-only part of g_e is s'(r) r_hat, s = dE/dA1 . g + dE/dcore cr (+ dE/df f_zbl)
-    s1 = (d_a1 * dgk).sum(1) + d_core[centers] * dcr
-    s2 = (d_a1 * d2gk).sum(1) + d_core[centers] * d2cr
-    ds1 = (dd_a1 * dgk).sum(-1) + dd_core[:, centers] * dcr
-    if zbl:
-        s1 = s1.index_add(0, ze, torch.where(has, d_f * df_zbl, 0.0))
-        s2 = s2.index_add(0, ze, torch.where(has, d_f * d2f_zbl, 0.0))
-        ds1 = ds1.index_add(1, ze, torch.where(has, dd_f * df_zbl, 0.0))
-    ut = (u - rhat * dr[..., None]) / r[:, None]  # the tangent of r_hat
-    dg = (ds1 + s2 * dr)[..., None] * rhat + s1[:, None] * ut
-    if width:
-        ga_re, ga_im, dga_re, dga_im = dual_adjoint(a_re, a_im, da_re, da_im, sp, ace.plan, w_rho.numpy(),
-                                                    np.ascontiguousarray(dw_rho.numpy()))
-        shape = (n, nel, nrad, nh)
-        dg += torch.from_numpy(tangent_edge_grads(
-            ga_re.reshape(shape), ga_im.reshape(shape), dga_re.reshape((n_k,) + shape),
-            dga_im.reshape((n_k,) + shape), offsets, mu_j_np, rnl_np, drnl_np,
-            np.ascontiguousarray(d2rnl.numpy()), vec.numpy(), u.numpy()))
-    out.index_add_(1, edges.neighbors, dg)
-    out.index_add_(1, centers_global, -dg)
+    r1 = rank1[sp]  # (n, S * nb, P)
+    drho = drho_hi + np.einsum("kia,iap->kip", da1, r1)
+    dx = np.concatenate([drho, dcore[..., None], dfz[..., None]], axis=2)  # (K, n, P + 2)
+    dd1 = np.einsum("ipq,kiq->kip", d2, dx)
+    w_rho, dw_rho = np.ascontiguousarray(d1[:, :p_max]), np.ascontiguousarray(dd1[..., :p_max])
+    d_a1 = np.einsum("ip,iap->ia", w_rho, r1)
+    dd_a1 = np.einsum("kip,iap->kia", dw_rho, r1)
+    zbl = (np.full(n, -1, dtype=np.int64), np.zeros(n), np.zeros(n), np.zeros((n_k, n)))
+    if f_zbl is not None:
+        d_f, dd_f = torch.from_numpy(d1[:, p_max + 1]), torch.from_numpy(dd1[..., p_max + 1])
+        zbl = (zedge.numpy(), torch.where(has, d_f * df_zbl, 0.0).numpy(),
+               torch.where(has, d_f * _zbl_second(ace, edges, r, zedge), 0.0).numpy(),
+               torch.where(has, dd_f * df_zbl, 0.0).numpy())
+    # ---- dE/dA and its tangent, then the tangent of the edge gradients, scattered into H v -------
+    if with_base:
+        ga_re, ga_im, dga_re, dga_im = dual_adjoint(a_re, a_im, da_re, da_im, sp, ace.plan, w_rho, dw_rho)
+        shape = (n, nel, ace.nradmax, ace.n_half)
+        ga_re, ga_im = ga_re.reshape(shape), ga_im.reshape(shape)
+        dga_re, dga_im = dga_re.reshape((n_k,) + shape), dga_im.reshape((n_k,) + shape)
+    else:
+        ga_re = ga_im = np.zeros((n, nel, 0, 1))
+        dga_re = dga_im = np.zeros((n_k, n, nel, 0, 1))
+    tangent_edge_hvp(ga_re, ga_im, dga_re, dga_im, offsets, mu_j, radial, vec_np, v_np, neighbors, a0, with_base,
+                     d_a1, dd_a1, np.ascontiguousarray(d1[:, p_max]), np.ascontiguousarray(dd1[..., p_max]), zbl,
+                     out.numpy())

@@ -8,9 +8,12 @@ accumulates its gradient locally per variant (contiguous, alias-free, no decodin
 The kernels run the prefix plan (:func:`prefix_plan`), a one-level form of PACE's recursive
 evaluator (shared partial products: Lysogorskiy et al., npj Comput. Mater. 7, 97 (2021)): each
 term is its sorted factors, a prefix made once per atom times a last factor; the adjoint adds each
-prefix's gradients once. :func:`triple_plan`, ``_atom_densities`` and ``_atom_adjoint`` are the
-earlier form (the rank-3 terms sorted, the others one by one), kept for their callers. Only the
-order of floating-point sums differs (results agree to rounding).
+prefix's gradients once. The per-atom steps (prefix products, term products, the contraction
+with the coefficients, the term weights, the two adjoint passes) are separate inline functions:
+the fused kernel (``ace_fused.py``) runs the densities and the adjoint of one atom, and the
+forward-mode tangents of the Hessian-vector product (``ace_tangent_product.py``) run the same
+steps on tangent rows. Only the order of floating-point sums differs from the torch reference
+(results agree to rounding).
 """
 
 from __future__ import annotations
@@ -55,171 +58,6 @@ _fold_gradient_jit = numba.njit(inline="always", cache=True)(_fold_gradient)
 _add_gradient_jit = numba.njit(inline="always", cache=True)(_add_gradient)
 
 
-def _dot4(x, x0, y, y0, n):
-    """``sum_k x[x0 + k] * y[y0 + k]`` for ``k < n`` in four interleaved partial sums: four
-    independent add chains instead of one (a single sum waits for the previous add every term)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    k = 0
-    while k + 4 <= n:
-        s0 += x[x0 + k] * y[y0 + k]
-        s1 += x[x0 + k + 1] * y[y0 + k + 1]
-        s2 += x[x0 + k + 2] * y[y0 + k + 2]
-        s3 += x[x0 + k + 3] * y[y0 + k + 3]
-        k += 4
-    while k < n:
-        s0 += x[x0 + k] * y[y0 + k]
-        k += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-_dot4_jit = numba.njit(inline="always", cache=True)(_dot4)
-
-
-def _max_triples(tri_offsets):
-    """The most rank-3 terms of one group (the size of the per-atom scratch)."""
-    m = 0
-    for g in range(tri_offsets.shape[0] - 1):
-        m = max(m, tri_offsets[g + 1] - tri_offsets[g])
-    return m
-
-
-_max_triples_jit = numba.njit(inline="always", cache=True)(_max_triples)
-
-
-def _atom_densities(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
-                    coeff, products, acc):
-    """rho_p of one atom of group ``g`` into ``acc (P,)`` from its signed row on the triple plan
-    (``products``: scratch of at least the group's rank-3 term count)."""
-    n_p = coeff.shape[1]
-    # the sorted rank-3 terms: the product of the first two factors carries over while they repeat
-    p0 = -1
-    p1 = -1
-    ab_r = 0.0
-    ab_i = 0.0
-    t0 = tri_offsets[g]
-    for s in range(t0, tri_offsets[g + 1]):
-        c0 = tri_codes[s, 0]
-        c1 = tri_codes[s, 1]
-        if c0 != p0 or c1 != p1:
-            a_r, a_i = row_re[c0], row_im[c0]
-            b_r, b_i = row_re[c1], row_im[c1]
-            ab_r = a_r * b_r - a_i * b_i
-            ab_i = a_r * b_i + a_i * b_r
-            p0 = c0
-            p1 = c1
-        c2 = tri_codes[s, 2]
-        d_r, d_i = row_re[c2], row_im[c2]
-        products[s - t0] = ab_r * d_r - ab_i * d_i
-    # then contracted with each density's coefficients (stored (P, T): contiguous per density)
-    for p in range(n_p):
-        acc[p] = _dot4_jit(tri_coeff_t[p], t0, products, 0, tri_offsets[g + 1] - t0)
-    # every other term: the general loop
-    for s in range(group_offsets[g], group_offsets[g + 1]):
-        k = term_length[s]
-        pr = 1.0
-        pi = 0.0
-        for t in range(k):
-            c = codes[s, t]
-            if c < 0:
-                continue  # padding: the factor 1, wherever it sits
-            fr, fi = row_re[c], row_im[c]
-            pr, pi = pr * fr - pi * fi, pr * fi + pi * fr
-        for p in range(n_p):
-            acc[p] += coeff[s, p] * pr
-
-
-_atom_densities_jit = numba.njit(inline="always", cache=True)(_atom_densities)
-
-
-def _atom_adjoint(row_re, row_im, g, tri_offsets, tri_codes, tri_coeff_t, group_offsets, codes, term_length,
-                  coeff, w_row, weights, f_re, f_im, pre_re, pre_im, grad_re, grad_im):
-    """Add sum_p w_row[p] drho_p/dA of one atom of group ``g`` to its signed gradient ``grad_re,
-    grad_im (4H,)`` (zeroed by the caller; :func:`_fold_gradient` undoes the signs); ``weights`` (the
-    group's rank-3 term count), ``f, pre`` (RMAX, RMAX + 1) are scratch. On the triple plan."""
-    n_p = coeff.shape[1]
-    # the sorted rank-3 terms a b d: per run of terms with the same prefix a b, D = sum w d;
-    # the prefix's gradients (b D and a D) are added when the run ends
-    t0 = tri_offsets[g]
-    n_tri = tri_offsets[g + 1] - t0
-    for k in range(n_tri):  # the weights first, density by density: contiguous, it vectorises
-        weights[k] = 0.0
-    for p in range(n_p):
-        wp = w_row[p]
-        for k in range(n_tri):
-            weights[k] += wp * tri_coeff_t[p, t0 + k]
-    p0 = -1
-    p1 = -1
-    a_r = a_i = b_r = b_i = ab_r = ab_i = 0.0
-    dd_r = 0.0
-    dd_i = 0.0
-    for s in range(t0, t0 + n_tri):
-        c0 = tri_codes[s, 0]
-        c1 = tri_codes[s, 1]
-        if c0 != p0 or c1 != p1:
-            if p0 >= 0:
-                _add_gradient_jit(p0, 1.0, b_r * dd_r - b_i * dd_i, b_r * dd_i + b_i * dd_r, grad_re, grad_im)
-                _add_gradient_jit(p1, 1.0, a_r * dd_r - a_i * dd_i, a_r * dd_i + a_i * dd_r, grad_re, grad_im)
-            a_r, a_i = row_re[c0], row_im[c0]
-            b_r, b_i = row_re[c1], row_im[c1]
-            ab_r = a_r * b_r - a_i * b_i
-            ab_i = a_r * b_i + a_i * b_r
-            dd_r = 0.0
-            dd_i = 0.0
-            p0 = c0
-            p1 = c1
-        w = weights[s - t0]
-        c2 = tri_codes[s, 2]
-        d_r, d_i = row_re[c2], row_im[c2]
-        dd_r += w * d_r
-        dd_i += w * d_i
-        _add_gradient_jit(c2, w, ab_r, ab_i, grad_re, grad_im)
-    if p0 >= 0:
-        _add_gradient_jit(p0, 1.0, b_r * dd_r - b_i * dd_i, b_r * dd_i + b_i * dd_r, grad_re, grad_im)
-        _add_gradient_jit(p1, 1.0, a_r * dd_r - a_i * dd_i, a_r * dd_i + a_i * dd_r, grad_re, grad_im)
-    # every other term
-    for s in range(group_offsets[g], group_offsets[g + 1]):
-        w = 0.0
-        for p in range(n_p):
-            w += w_row[p] * coeff[s, p]
-        if w == 0.0:
-            continue
-        k = term_length[s]
-        if k == 2 and codes[s, 0] >= 0 and codes[s, 1] >= 0:
-            c0, c1 = codes[s, 0], codes[s, 1]
-            a_r, a_i = row_re[c0], row_im[c0]
-            b_r, b_i = row_re[c1], row_im[c1]
-            _add_gradient_jit(c0, w, b_r, b_i, grad_re, grad_im)
-            _add_gradient_jit(c1, w, a_r, a_i, grad_re, grad_im)
-            continue
-        pre_re[0] = 1.0
-        pre_im[0] = 0.0
-        for t in range(k):
-            c = codes[s, t]
-            fr = 1.0  # padding: the factor 1, wherever it sits
-            fi = 0.0
-            if c >= 0:
-                fr, fi = row_re[c], row_im[c]
-            f_re[t] = fr
-            f_im[t] = fi
-            pre_re[t + 1] = pre_re[t] * fr - pre_im[t] * fi
-            pre_im[t + 1] = pre_re[t] * fi + pre_im[t] * fr
-        suf_re = 1.0  # f_{t+1} ... f_{k-1}
-        suf_im = 0.0
-        for t in range(k - 1, -1, -1):
-            c = codes[s, t]
-            if c >= 0:
-                q_re = pre_re[t] * suf_re - pre_im[t] * suf_im
-                q_im = pre_re[t] * suf_im + pre_im[t] * suf_re
-                _add_gradient_jit(c, w, q_re, q_im, grad_re, grad_im)
-            suf_re, suf_im = suf_re * f_re[t] - suf_im * f_im[t], suf_re * f_im[t] + suf_im * f_re[t]
-
-
-_atom_adjoint_jit = numba.njit(inline="always", cache=True)(_atom_adjoint)
-
-
 # ---- the prefix plan (:func:`prefix_plan`): what the staged kernels and the fused kernel run ----
 # Codes are unsigned and the loops index views from 0 by their counter: no negative-index fix-up
 # per access (a quarter of the instructions of these loops otherwise).
@@ -259,20 +97,22 @@ def _prefix_products(row_re, row_im, block_m, block_pre, pre_codes, b0, b1, q0, 
 _prefix_products_jit = numba.njit(inline="always", cache=True)(_prefix_products)
 
 
-def _atom_densities_prefix(row_re, row_im, g, pp, work, acc):
-    """rho_p of one atom of group ``g`` into ``acc (P,)`` on the prefix plan ``pp`` from its signed
-    row; ``work (5, W)`` is scratch (``W = _prefix_width(pp)``): its rows 0 and 1 keep the prefix
-    products for :func:`_atom_adjoint_prefix` of the same row. The term products are contracted
-    with each density's coefficients in one loop (vectorised where the caller allows reassociation,
-    as the fused kernel and the staged kernels here do)."""
-    _, block_m, block_pre, block_diag, diag_start, pre_codes, last_codes, coeff_t, const, _ = pp
+def _group_span(g, pp):
+    """``(b0, b1, q0, t0, n_t)``: the blocks of group ``g``, its first prefix and term, its term count."""
+    block_pre, block_diag, diag_start = pp[2], pp[3], pp[4]
     b0, b1 = pp[0][g], pp[0][g + 1]
-    q0, t0 = block_pre[b0], diag_start[block_diag[b0]]
-    n_t = diag_start[block_diag[b1]] - t0
-    ab_re = work[0]
-    ab_im = work[1]
-    products = work[4]
-    _prefix_products_jit(row_re, row_im, block_m, block_pre, pre_codes, b0, b1, q0, ab_re, ab_im)
+    t0 = diag_start[block_diag[b0]]
+    return b0, b1, block_pre[b0], t0, diag_start[block_diag[b1]] - t0
+
+
+_group_span_jit = numba.njit(inline="always", cache=True)(_group_span)
+
+
+def _term_products(x_re, x_im, row_re, row_im, pp, b0, b1, q0, t0, add, products):
+    """``products[s - t0] (+)= Re(x_j f_s)`` for each term s of blocks ``b0 .. b1 - 1``: ``x`` per
+    prefix j (its product, or its tangent), ``f_s`` the term's last factor in ``row`` (its value,
+    or its tangent). Stores with ``add`` false, adds with it true."""
+    block_pre, block_diag, diag_start, last_codes = pp[2], pp[3], pp[4], pp[6]
     for b in range(b0, b1):
         j0 = block_pre[b] - q0
         for d in range(block_diag[b], block_diag[b + 1]):  # term j of diagonal d has the prefix j
@@ -280,42 +120,50 @@ def _atom_densities_prefix(row_re, row_im, g, pp, work, acc):
             n = diag_start[d + 1] - s0
             last = last_codes[s0:s0 + n]
             out = products[s0 - t0:s0 - t0 + n]
-            x_re = ab_re[j0:j0 + n]
-            x_im = ab_im[j0:j0 + n]
-            for j in range(n):
-                out[j] = x_re[j] * row_re[last[j]] - x_im[j] * row_im[last[j]]
+            y_re = x_re[j0:j0 + n]
+            y_im = x_im[j0:j0 + n]
+            if add:
+                for j in range(n):
+                    out[j] += y_re[j] * row_re[last[j]] - y_im[j] * row_im[last[j]]
+            else:
+                for j in range(n):
+                    out[j] = y_re[j] * row_re[last[j]] - y_im[j] * row_im[last[j]]
+
+
+_term_products_jit = numba.njit(inline="always", cache=True)(_term_products)
+
+
+def _contract(coeff_t, t0, n_t, products, base, acc):
+    """``acc[p] = base[p] + sum_k coeff_t[p, t0 + k] products[k]``: one loop per density
+    (vectorised where the caller allows reassociation)."""
     for p in range(coeff_t.shape[0]):
         cp = coeff_t[p, t0:t0 + n_t]
         s = 0.0
         for k in range(n_t):
             s += cp[k] * products[k]
-        acc[p] = const[g, p] + s
+        acc[p] = base[p] + s
 
 
-_atom_densities_prefix_jit = numba.njit(inline="always", cache=True)(_atom_densities_prefix)
+_contract_jit = numba.njit(inline="always", cache=True)(_contract)
 
 
-def _atom_adjoint_prefix(row_re, row_im, g, pp, work, ab_ready, w_row, grad_re, grad_im):
-    """Add sum_p w_row[p] drho_p/dA of one atom of group ``g`` to its signed gradient ``grad_re,
-    grad_im (4H,)`` on the prefix plan ``pp`` (``work`` as for :func:`_atom_densities_prefix`, whose
-    prefix products of the same row it reuses if ``ab_ready``). A term ``c Q d`` (prefix Q, last
-    factor d, w = sum_p w_p c_p) adds w Q to d's gradient and w d to its prefix's D = sum w d; each
-    prefix then adds D times the product of its other factors to each of its factors, once."""
-    _, block_m, block_pre, block_diag, diag_start, pre_codes, last_codes, coeff_t, const, _ = pp
-    b0, b1 = pp[0][g], pp[0][g + 1]
-    q0, t0 = block_pre[b0], diag_start[block_diag[b0]]
-    n_t = diag_start[block_diag[b1]] - t0
-    ab_re, ab_im, dd_re, dd_im, weights = work[0], work[1], work[2], work[3], work[4]
+def _term_weights(coeff_t, t0, n_t, w_row, weights):
+    """``weights[k] = sum_p w_row[p] coeff_t[p, t0 + k]``: density by density (contiguous, it vectorises)."""
     weights[:n_t] = 0.0
-    for p in range(coeff_t.shape[0]):  # density by density: contiguous, it vectorises
+    for p in range(coeff_t.shape[0]):
         wp = w_row[p]
         cp = coeff_t[p, t0:t0 + n_t]
         for k in range(n_t):
             weights[k] += wp * cp[k]
-    if not ab_ready:
-        _prefix_products_jit(row_re, row_im, block_m, block_pre, pre_codes, b0, b1, q0, ab_re, ab_im)
-    dd_re[:block_pre[b1] - q0] = 0.0
-    dd_im[:block_pre[b1] - q0] = 0.0
+
+
+_term_weights_jit = numba.njit(inline="always", cache=True)(_term_weights)
+
+
+def _last_factor_adjoint(weights, x_re, x_im, row_re, row_im, pp, b0, b1, q0, t0, dd_re, dd_im, grad_re, grad_im):
+    """Each term ``c x f`` (weight w, prefix value x, last factor f of code c, from ``row``) adds
+    w x to f's signed gradient and w f to its prefix's ``dd`` (accumulated, not zeroed here)."""
+    block_pre, block_diag, diag_start, last_codes = pp[2], pp[3], pp[4], pp[6]
     for b in range(b0, b1):
         j0 = block_pre[b] - q0
         for d in range(block_diag[b], block_diag[b + 1]):
@@ -323,18 +171,27 @@ def _atom_adjoint_prefix(row_re, row_im, g, pp, work, ab_ready, w_row, grad_re, 
             n = diag_start[d + 1] - s0
             last = last_codes[s0:s0 + n]
             ws = weights[s0 - t0:s0 - t0 + n]
-            x_re = ab_re[j0:j0 + n]
-            x_im = ab_im[j0:j0 + n]
-            y_re = dd_re[j0:j0 + n]
-            y_im = dd_im[j0:j0 + n]
+            y_re = x_re[j0:j0 + n]
+            y_im = x_im[j0:j0 + n]
+            z_re = dd_re[j0:j0 + n]
+            z_im = dd_im[j0:j0 + n]
             for j in range(n):  # no two terms of a diagonal share a prefix
                 c = last[j]
                 w = ws[j]  # every load before the stores (which the compiler cannot tell apart)
-                d_re, d_im, q_re, q_im = row_re[c], row_im[c], x_re[j], x_im[j]
-                y_re[j] += w * d_re
-                y_im[j] += w * d_im
+                f_re, f_im, q_re, q_im = row_re[c], row_im[c], y_re[j], y_im[j]
+                z_re[j] += w * f_re
+                z_im[j] += w * f_im
                 grad_re[c] += w * q_re
                 grad_im[c] -= w * q_im
+
+
+_last_factor_adjoint_jit = numba.njit(inline="always", cache=True)(_last_factor_adjoint)
+
+
+def _prefix_adjoint(dd_re, dd_im, row_re, row_im, pp, b0, b1, q0, grad_re, grad_im):
+    """Each prefix adds its ``dd`` times the product of its other factors (from ``row``) to the
+    signed gradient of each of its factors."""
+    block_m, block_pre, pre_codes = pp[1], pp[2], pp[5]
     for b in range(b0, b1):
         m = block_m[b]
         q1 = block_pre[b]
@@ -357,6 +214,42 @@ def _atom_adjoint_prefix(row_re, row_im, g, pp, work, ab_ready, w_row, grad_re, 
                             c = pre_codes[u, q]
                             x_re, x_im = x_re * row_re[c] - x_im * row_im[c], x_re * row_im[c] + x_im * row_re[c]
                     _add_gradient_jit(pre_codes[t, q], 1.0, x_re, x_im, grad_re, grad_im)
+
+
+_prefix_adjoint_jit = numba.njit(inline="always", cache=True)(_prefix_adjoint)
+
+
+def _atom_densities_prefix(row_re, row_im, g, pp, work, acc):
+    """rho_p of one atom of group ``g`` into ``acc (P,)`` on the prefix plan ``pp`` from its signed
+    row; ``work (5, W)`` is scratch (``W = _prefix_width(pp)``): its rows 0 and 1 keep the prefix
+    products for :func:`_atom_adjoint_prefix` of the same row. The term products are contracted
+    with each density's coefficients in one loop (vectorised where the caller allows reassociation,
+    as the fused kernel and the staged kernels here do)."""
+    b0, b1, q0, t0, n_t = _group_span_jit(g, pp)
+    _prefix_products_jit(row_re, row_im, pp[1], pp[2], pp[5], b0, b1, q0, work[0], work[1])
+    _term_products_jit(work[0], work[1], row_re, row_im, pp, b0, b1, q0, t0, False, work[4])
+    _contract_jit(pp[7], t0, n_t, work[4], pp[8][g], acc)
+
+
+_atom_densities_prefix_jit = numba.njit(inline="always", cache=True)(_atom_densities_prefix)
+
+
+def _atom_adjoint_prefix(row_re, row_im, g, pp, work, ab_ready, w_row, grad_re, grad_im):
+    """Add sum_p w_row[p] drho_p/dA of one atom of group ``g`` to its signed gradient ``grad_re,
+    grad_im (4H,)`` on the prefix plan ``pp`` (``work`` as for :func:`_atom_densities_prefix`, whose
+    prefix products of the same row it reuses if ``ab_ready``). A term ``c Q d`` (prefix Q, last
+    factor d, w = sum_p w_p c_p) adds w Q to d's gradient and w d to its prefix's D = sum w d; each
+    prefix then adds D times the product of its other factors to each of its factors, once."""
+    b0, b1, q0, t0, n_t = _group_span_jit(g, pp)
+    _term_weights_jit(pp[7], t0, n_t, w_row, work[4])
+    if not ab_ready:
+        _prefix_products_jit(row_re, row_im, pp[1], pp[2], pp[5], b0, b1, q0, work[0], work[1])
+    n_q = pp[2][b1] - q0
+    work[2, :n_q] = 0.0
+    work[3, :n_q] = 0.0
+    _last_factor_adjoint_jit(work[4], work[0], work[1], row_re, row_im, pp, b0, b1, q0, t0, work[2], work[3],
+                             grad_re, grad_im)
+    _prefix_adjoint_jit(work[2], work[3], row_re, row_im, pp, b0, b1, q0, grad_re, grad_im)
 
 
 _atom_adjoint_prefix_jit = numba.njit(inline="always", cache=True)(_atom_adjoint_prefix)
@@ -391,44 +284,6 @@ def _adjoint_kernel(a_re, a_im, group, pp, w_rho, ga_re, ga_im):
 # products over the terms vectorise (measured: the forward pass in 0.6x its time without)
 _product = compile_pair(_product_kernel, fastmath={"reassoc"})
 _adjoint = compile_pair(_adjoint_kernel, fastmath={"reassoc"})
-
-
-def triple_plan(plan):
-    """The plan split for the kernels, once per plan (cached on it): ``(tri_offsets (G+1,),
-    tri_codes (T, 3), tri_coeff_t (P, T), rest_offsets (G+1,), rest_codes (S-T, RMAX),
-    rest_length (S-T,), rest_coeff (S-T, P))`` as numpy arrays. The rank-3 terms without padding
-    have their three codes sorted and, within each group, are sorted by them (so that terms with
-    the same first two factors are neighbours); every other term keeps its codes and its order."""
-    cached = plan.__dict__.get("_numba_triple_plan")
-    if cached is not None:
-        return cached
-    codes = plan.codes.numpy()
-    coeff = plan.coeff.numpy()
-    length = plan.term_length.numpy()
-    offsets = plan.group_offsets.numpy()
-    n_groups = offsets.shape[0] - 1
-    is_triple = (length == 3) & (codes[:, :3] >= 0).all(axis=1) if codes.shape[1] >= 3 else \
-        np.zeros(codes.shape[0], dtype=bool)
-    tri_rows, rest_rows = [], []
-    tri_offsets, rest_offsets = [0], [0]
-    for g in range(n_groups):
-        block = np.arange(offsets[g], offsets[g + 1])
-        triples = block[is_triple[block]]
-        sorted_codes = np.sort(codes[triples, :3], axis=1) if triples.size else np.zeros((0, 3), dtype=np.int64)
-        order = np.lexsort((sorted_codes[:, 2], sorted_codes[:, 1], sorted_codes[:, 0]))
-        tri_rows.append((triples[order], sorted_codes[order]))
-        rest_rows.append(block[~is_triple[block]])
-        tri_offsets.append(tri_offsets[-1] + triples.shape[0])
-        rest_offsets.append(rest_offsets[-1] + rest_rows[-1].shape[0])
-    tri_index = np.concatenate([r for r, _ in tri_rows]) if tri_rows else np.zeros(0, dtype=np.int64)
-    tri_codes = np.concatenate([c for _, c in tri_rows]) if tri_rows else np.zeros((0, 3), dtype=np.int64)
-    rest_index = np.concatenate(rest_rows) if rest_rows else np.zeros(0, dtype=np.int64)
-    out = (np.asarray(tri_offsets, dtype=np.int64), np.ascontiguousarray(tri_codes.reshape(-1, 3), dtype=np.int64),
-           np.ascontiguousarray(coeff[tri_index].T),
-           np.asarray(rest_offsets, dtype=np.int64), np.ascontiguousarray(codes[rest_index]),
-           np.ascontiguousarray(length[rest_index]), np.ascontiguousarray(coeff[rest_index]))
-    plan.__dict__["_numba_triple_plan"] = out
-    return out
 
 
 def _prefix_width(pp):
