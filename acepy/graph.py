@@ -26,7 +26,6 @@ from acepy.kernels.numba_cpu.neighbors import batch_pairs, edge_vectors as _edge
 
 from .batch import Batch
 from .graph_checks import DEFAULT_MAX_PAIRS, _check_cutoff, _check_max_pairs, search_boxes
-from .graph_checks import _BYTES_PER_PAIR, _search_box, estimate_pairs  # noqa: F401  (imported from acepy.graph)
 
 
 @dataclass

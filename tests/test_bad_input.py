@@ -245,7 +245,8 @@ def test_max_pairs_is_the_users_to_raise():
 
 @pytest.mark.parametrize("kind", ["bulk", "slab", "wire", "cluster"])
 def test_pair_estimate_is_close_to_the_count(kind):
-    from acepy.graph import estimate_pairs, neighbor_graph
+    from acepy.graph import neighbor_graph
+    from acepy.graph_checks import estimate_pairs
 
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(4)
     atoms.rattle(0.05, seed=3)

@@ -374,3 +374,34 @@ def test_one_and_two_threads_agree():
         assert _compile.use_parallel(10**6)
         two = _results(model.evaluate(atoms))
     _assert_same(two, one, "2 threads vs 1")
+
+
+# ---- 4. the on-disk kernel cache ----------------------------------------------------------------
+def test_kernel_cache_is_dropped_when_any_kernel_source_changes(tmp_path):
+    """Numba checks a cached kernel against its own file only; the kernels inline helpers from the
+    other files of their folder, so an edit of any of them must drop the folder's cache files (and
+    only then: an unchanged folder keeps its cache)."""
+    from acepy.kernels.numba_cpu._compile import _drop_stale_cache
+
+    (tmp_path / "kernel.py").write_text("x = 1\n")
+    (tmp_path / "helper.py").write_text("y = 2\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    entries = [cache / "kernel._k-10.py311.nbi", cache / "kernel._k-10.py311.1.nbc"]
+
+    def write_entries():
+        for f in entries:
+            f.write_bytes(b"compiled")
+
+    write_entries()
+    (cache / "kernel.cpython-311.pyc").write_bytes(b"bytecode")
+    assert _drop_stale_cache(tmp_path)  # no digest yet: what is there cannot be trusted
+    assert not any(f.exists() for f in entries) and (cache / "kernel.cpython-311.pyc").exists()
+    write_entries()
+    assert not _drop_stale_cache(tmp_path) and all(f.exists() for f in entries)
+    (tmp_path / "helper.py").write_text("y = 3\n")  # the inlined helper alone changes
+    assert _drop_stale_cache(tmp_path) and not any(f.exists() for f in entries)
+    write_entries()
+    (tmp_path / "new_kernel.py").write_text("z = 4\n")  # a new file is a change too
+    assert _drop_stale_cache(tmp_path) and not any(f.exists() for f in entries)
+    assert not _drop_stale_cache(tmp_path)

@@ -98,7 +98,7 @@ def _with_volume(batch: Batch) -> tuple[Batch, torch.Tensor]:
     No shift is ever taken along a non-periodic direction (acepy/graph.py), so such rows never
     enter an edge vector: energies and forces are unchanged, and the virial is defined; only the
     division by a volume is not, and those structures get a zero stress. (The same completion as
-    the neighbour search's box, ``acepy.graph._search_box``.)"""
+    the neighbour search's box, ``acepy.graph_checks._search_box``.)"""
     volumes = batch.volumes().detach()
     has_volume = volumes > 0
     if bool(has_volume.all()):

@@ -12,14 +12,52 @@ imported, before any of these kernels can be compiled or launched.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 import types
+from pathlib import Path
 
 import numba
 
 from ..threads import threading_layer
 
 _LAYER = threading_layer()
+
+
+def _drop_stale_cache(folder: Path = Path(__file__).resolve().parent) -> bool:
+    """Delete this folder's Numba cache files when any kernel source here changed since they were
+    written; returns whether it did.
+
+    Numba checks a cached kernel against its own file's time stamp only, and the kernels inline
+    helpers from their neighbours (the fused ACE kernel takes the spline, harmonics, product-basis
+    and embedding steps from four other files): after an edit of a helper alone, the old machine
+    code would go on running. One digest of all the sources, kept beside the cache, catches that.
+    Only the cache in ``__pycache__`` beside the sources is handled (an installed package's files
+    never change one at a time; ``NUMBA_CACHE_DIR`` users clear their own)."""
+    cache = folder / "__pycache__"
+    digest = hashlib.sha256()
+    for source in sorted(folder.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    stamp = cache / "acepy-kernel-sources.sha256"
+    try:
+        if stamp.read_text() == digest.hexdigest():
+            return False
+    except OSError:
+        pass
+    try:
+        for f in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
+            f.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")  # atomic: processes may start together
+        tmp.write_text(digest.hexdigest())
+        os.replace(tmp, stamp)
+    except OSError:  # a read-only install: Numba caches elsewhere (and its files do not change)
+        return False
+    return True
+
+
+_drop_stale_cache()
 
 # Below this many work items the thread start-up costs more than it saves.
 PARALLEL_MIN_WORK = 4096
