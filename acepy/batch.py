@@ -50,7 +50,10 @@ class CellMemo:
         if value is None:
             value = compute()
             if len(self._entries) >= self.size:
-                self._entries.pop(next(iter(self._entries), None), None)  # the oldest
+                try:
+                    self._entries.pop(next(iter(self._entries)), None)  # the oldest
+                except (StopIteration, RuntimeError):  # emptied or changed by another thread meanwhile
+                    pass
             self._entries[key] = value
         return value
 

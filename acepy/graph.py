@@ -24,7 +24,7 @@ import torch
 
 from acepy.kernels.numba_cpu.neighbors import batch_pairs, edge_vectors as _edge_vectors_numba
 
-from .batch import Batch
+from .batch import Batch, CellMemo
 from .graph_checks import DEFAULT_MAX_PAIRS, _check_cutoff, _check_max_pairs, search_boxes
 
 
@@ -216,7 +216,8 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
 
         if use_device_search(on_device, cpu, simple):
             return device_graph(on_device, cpu, cutoff, pad)
-    i, j, s, offsets = batch_pairs(pos64, boxes, pbc, starts.astype(np.int64), cutoff + pad)
+    i, j, s, offsets = batch_pairs(pos64, boxes, pbc, starts.astype(np.int64, copy=False), cutoff + pad,
+                                   inverses=_INVERSES.get(boxes, pbc, lambda: np.linalg.inv(boxes) if len(boxes) else boxes.copy()))
     if unimodular:
         _map_back_shifts(i, j, s, offsets, starts, unimodular, batch.n_atoms)
 
@@ -368,8 +369,9 @@ class GraphCache:
                                 validated=validated, device=ref.device, on_device=on_device)
         self._count(1, 0)
         views = self._make_views(search, ref if search.device == ref.device else batch, batch.device)
-        self._local.entry = _CacheEntry(search, positions.clone(), tuple(t.clone() for t in topology),
-                                        positions.clone(), views, batch.device, generation)
+        key = positions.clone()  # (one copy serves both: an entry is never changed)
+        self._local.entry = _CacheEntry(search, key, tuple(t.clone() for t in topology), key, views, batch.device,
+                                        generation)
         return dict(views)
 
     def _within_skin(self, positions: torch.Tensor, search_positions: torch.Tensor) -> bool:
@@ -439,6 +441,7 @@ def _lexicographic_order(i: np.ndarray, j: np.ndarray, s: np.ndarray, n_atoms: i
     return np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
 
 
+_INVERSES = CellMemo()  # the search boxes' inverses (B, 3, 3), for the last few boxes
 _EPS = {torch.float64: float(torch.finfo(torch.float64).eps), torch.float32: float(torch.finfo(torch.float32).eps)}
 
 

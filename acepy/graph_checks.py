@@ -30,6 +30,11 @@ def search_boxes(pos64: np.ndarray, cell64: np.ndarray, pbc: np.ndarray, starts:
     simple, volumes, boxes, unimodular = _LAYOUTS.get(cell64, pbc, lambda: _cell_layout(cell64, pbc))
     if max_pairs is None:
         return boxes, unimodular, simple
+    if starts.shape[0] == 2 and volumes.size:  # one fully periodic reduced cell: scalars, no array ops
+        n = float(starts[1] - starts[0])
+        if n * n * (_BALL[3](cutoff) / float(volumes[0])) > max_pairs:
+            _check_pair_estimate(0, pos64, cell64[0], pbc[0], cutoff, max_pairs)
+        return boxes, unimodular, simple
     # Fully periodic cells with reduced vectors (the usual case) are checked for all structures at
     # once; the others (slabs, clusters, skewed cells) one by one.
     sizes = np.diff(starts).astype(np.float64)

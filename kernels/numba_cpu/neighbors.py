@@ -373,13 +373,15 @@ _bins = numba.njit(cache=True, fastmath=False)(_bins_kernel)
 
 
 def batch_pairs(positions: np.ndarray, boxes: np.ndarray, pbc: np.ndarray, starts: np.ndarray, cutoff: float,
-                small_structure: int = SMALL_STRUCTURE):
+                small_structure: int = SMALL_STRUCTURE, inverses: np.ndarray | None = None):
     """``(centers, neighbors, shifts, offsets)`` (int64 numpy) of every structure of a batch: see the
     module docstring. ``positions (N, 3)`` and ``boxes (B, 3, 3)`` float64 (invertible boxes: the
     caller completes non-periodic rows), ``pbc (B, 3)`` bool, ``starts (B + 1,)`` int64. Structures
-    of at most ``small_structure`` atoms are searched pair by pair, the others with the cell list."""
+    of at most ``small_structure`` atoms are searched pair by pair, the others with the cell list.
+    ``inverses``: ``np.linalg.inv(boxes)`` where the caller keeps it."""
     n_atoms, n_systems = positions.shape[0], boxes.shape[0]
-    inverses = np.linalg.inv(boxes) if n_systems else boxes.copy()
+    if inverses is None:
+        inverses = np.linalg.inv(boxes) if n_systems else boxes.copy()
     if not use_parallel(n_atoms * 64) and (n_systems == 0 or int(np.diff(starts).max()) <= small_structure):
         return _small_pairs(positions, boxes, inverses, pbc, starts, float(cutoff))
     frac = np.empty((n_atoms, 3))
