@@ -35,8 +35,8 @@ from profile_forces import (
     supercell,
 )
 
-# hvp x8: the forward-mode route (up to ace_hvp.MAX_VECTORS vectors); x32: the per-site route
-OPS = ["force call", "hessian (sites)", "hessian (fd)", "hvp x1", "hvp x8", "hvp x32"]
+# hvp x1 to x32: the forward-mode route (up to ace_hvp.MAX_VECTORS vectors); x64: the per-site route
+OPS = ["force call", "hessian (sites)", "hessian (fd)", "hvp x1", "hvp x8", "hvp x32", "hvp x64"]
 COLUMNS = ["potential", "atoms", "op", "median_s", "spread", "ms_per_atom", "force_calls", "estimate",
            "peak_mem_mb", "threads", "device", "commit", "date", "machine"]
 
@@ -46,6 +46,7 @@ def _ops(model, atoms, rng):
     v1 = torch.as_tensor(rng.normal(size=(n, 3)), dtype=model.dtype, device=model.device)
     v8 = torch.as_tensor(rng.normal(size=(8, n, 3)), dtype=model.dtype, device=model.device)
     v32 = torch.as_tensor(rng.normal(size=(32, n, 3)), dtype=model.dtype, device=model.device)
+    v64 = torch.as_tensor(rng.normal(size=(64, n, 3)), dtype=model.dtype, device=model.device)
     return {
         "force call": lambda: model.evaluate(atoms),
         "hessian (sites)": lambda: model.hessian(atoms, method="sites"),
@@ -53,6 +54,7 @@ def _ops(model, atoms, rng):
         "hvp x1": lambda: model.hessian_vector_product(atoms, v1),
         "hvp x8": lambda: model.hessian_vector_product(atoms, v8),
         "hvp x32": lambda: model.hessian_vector_product(atoms, v32),
+        "hvp x64": lambda: model.hessian_vector_product(atoms, v64),
     }
 
 

@@ -41,11 +41,11 @@ from acepy.kernels.numba_cpu.ace_tangent_outer import outer_derivatives
 from acepy.kernels.numba_cpu.ace_tangent_product import dual_adjoint, product_jvp
 
 # Vectors per call up to which the tangent route runs (more: the per-site route, which forms each
-# site's curvature once for all vectors). Measured (1 thread, CPU time, rattled fcc, Cu-shaped and
-# AlTi, 64-1000 atoms): the tangent route costs about 3 force calls for one vector and 0.75-1 more
-# per vector (x8: 7-10); the per-site route 35-70 force calls for 32 vectors. 16 is on the cheaper
-# side everywhere measured.
-MAX_VECTORS = 16
+# site's curvature once for all vectors). Measured (1 thread, CPU time, rattled fcc, bundled Cu-shaped
+# and AlTi, 64 and 256 atoms, in force calls): tangent x16 11-17, x32 25-30, x48 33-45; per-site
+# 37-61 whatever the count. They cross at about 40 vectors (AlTi, 64 atoms: x48 44.6 against 36.7);
+# 32 is on the cheaper side everywhere measured.
+MAX_VECTORS = 32
 # Edges per chunk: bounds the per-edge arrays (three orders of the radial columns [g_k | R_nl | core],
 # the tangents of the edge gradients). Measured (1 thread, Cu-shaped 256 atoms, 46 columns): the
 # radial step took 8 ms a call with 8192 edges a chunk and 24 ms with 32768 (its 36 MB of fresh
