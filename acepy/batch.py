@@ -33,7 +33,7 @@ class CellMemo:
     calls each, a tenth of an 8-atom evaluation. The key is the exact bytes of the float64 cells and
     of pbc (any change is a miss); only batches of at most ``max_structures`` structures are kept
     (a big batch's key would be as large as its cells, and its checks are cheap per structure).
-    Values must not be changed by callers (arrays are stored read-only). A plain dict: concurrent
+    Values are shared, not copied: callers must not change them. A plain dict: concurrent
     threads may both compute a missing entry, which is harmless.
     """
 

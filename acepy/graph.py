@@ -24,7 +24,7 @@ import torch
 
 from acepy.kernels.numba_cpu.neighbors import batch_pairs, edge_vectors as _edge_vectors_numba
 
-from .batch import Batch, CellMemo
+from .batch import Batch
 from .graph_checks import DEFAULT_MAX_PAIRS, _check_cutoff, _check_max_pairs, search_boxes
 
 
@@ -206,7 +206,7 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
     pbc = cpu.pbc.numpy()
     starts = cpu.atom_offsets.numpy()
 
-    boxes, unimodular, simple = search_boxes(pos64, cell64, pbc, starts, cutoff, max_pairs)
+    boxes, inverses, unimodular, simple = search_boxes(pos64, cell64, pbc, starts, cutoff, max_pairs)
     # Search slightly beyond the cutoff so that the search's own float64 distance test (from
     # wrapped positions) can never drop a pair that ours (in the batch's dtype, from the given
     # positions) keeps: the final ``r < cutoff`` test below is the only one that decides.
@@ -217,7 +217,7 @@ def neighbor_graph(batch: Batch, cutoff: float, max_pairs: int | None = DEFAULT_
         if use_device_search(on_device, cpu, simple):
             return device_graph(on_device, cpu, cutoff, pad)
     i, j, s, offsets = batch_pairs(pos64, boxes, pbc, starts.astype(np.int64, copy=False), cutoff + pad,
-                                   inverses=_INVERSES.get(boxes, pbc, lambda: np.linalg.inv(boxes) if len(boxes) else boxes.copy()))
+                                   inverses=inverses)
     if unimodular:
         _map_back_shifts(i, j, s, offsets, starts, unimodular, batch.n_atoms)
 
@@ -441,7 +441,6 @@ def _lexicographic_order(i: np.ndarray, j: np.ndarray, s: np.ndarray, n_atoms: i
     return np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
 
 
-_INVERSES = CellMemo()  # the search boxes' inverses (B, 3, 3), for the last few boxes
 _EPS = {torch.float64: float(torch.finfo(torch.float64).eps), torch.float32: float(torch.finfo(torch.float32).eps)}
 
 

@@ -22,19 +22,20 @@ _BYTES_PER_PAIR = 400
 
 
 def search_boxes(pos64: np.ndarray, cell64: np.ndarray, pbc: np.ndarray, starts: np.ndarray, cutoff: float,
-                 max_pairs: int | None) -> tuple[np.ndarray, dict[int, np.ndarray], np.ndarray]:
+                 max_pairs: int | None) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], np.ndarray]:
     """Check every structure's pair estimate against ``max_pairs`` (:class:`TooManyPairsError`)
-    and give the search's boxes ``(B, 3, 3)``, the unimodular maps of the structures whose cells
-    were reduced (``{b: U}``) and which structures are simple (fully periodic, reduced). The
-    boxes and maps depend on the cells alone: kept for the last few cells (``_LAYOUTS``)."""
-    simple, volumes, boxes, unimodular = _LAYOUTS.get(cell64, pbc, lambda: _cell_layout(cell64, pbc))
+    and give the search's boxes ``(B, 3, 3)``, their inverses, the unimodular maps of the
+    structures whose cells were reduced (``{b: U}``) and which structures are simple (fully
+    periodic, reduced). All but the check depend on the cells alone: kept for the last few cells
+    (``_LAYOUTS``)."""
+    simple, volumes, boxes, inverses, unimodular = _LAYOUTS.get(cell64, pbc, lambda: _cell_layout(cell64, pbc))
     if max_pairs is None:
-        return boxes, unimodular, simple
+        return boxes, inverses, unimodular, simple
     if starts.shape[0] == 2 and volumes.size:  # one fully periodic reduced cell: scalars, no array ops
         n = float(starts[1] - starts[0])
         if n * n * (_BALL[3](cutoff) / float(volumes[0])) > max_pairs:
             _check_pair_estimate(0, pos64, cell64[0], pbc[0], cutoff, max_pairs)
-        return boxes, unimodular, simple
+        return boxes, inverses, unimodular, simple
     # Fully periodic cells with reduced vectors (the usual case) are checked for all structures at
     # once; the others (slabs, clusters, skewed cells) one by one.
     sizes = np.diff(starts).astype(np.float64)
@@ -50,12 +51,12 @@ def search_boxes(pos64: np.ndarray, cell64: np.ndarray, pbc: np.ndarray, starts:
             lo, hi = int(starts[b]), int(starts[b + 1])
             if hi > lo:
                 _check_pair_estimate(b, pos64[lo:hi], cell64[b], pbc[b], cutoff, max_pairs)
-    return boxes, unimodular, simple
+    return boxes, inverses, unimodular, simple
 
 
 def _cell_layout(cell64: np.ndarray, pbc: np.ndarray):
-    """``(simple (B,), |det| of the simple cells, boxes (B, 3, 3), {b: U})``: shared by the calls
-    on these cells, never written by the search."""
+    """``(simple (B,), |det| of the simple cells, boxes (B, 3, 3), their inverses, {b: U})``: shared
+    by the calls on these cells, never written by the search."""
     boxes = cell64.copy()
     unimodular: dict[int, np.ndarray] = {}
     simple = pbc.all(axis=1) & _is_reduced(cell64)
@@ -65,9 +66,10 @@ def _cell_layout(cell64: np.ndarray, pbc: np.ndarray):
         boxes[b] = _search_box(box, pbc[b])
         if u is not None:
             unimodular[b] = u
+    inverses = np.linalg.inv(boxes) if len(boxes) else boxes.copy()
     for a in (simple, volumes):  # (the boxes go to Numba kernels, which compile read-only arrays anew)
         a.flags.writeable = False
-    return simple, volumes, boxes, unimodular
+    return simple, volumes, boxes, inverses, unimodular
 
 
 _LAYOUTS = CellMemo()
