@@ -138,8 +138,7 @@ class Batch:
         if cell.device.type == "cpu" and not (cell.requires_grad and torch.is_grad_enabled()):
             # numpy's LAPACK determinant: the same LU, without torch's dispatch (~60 us of an 8-atom call),
             # once per cell for the last few (an MD run asks every step)
-            cells = cell.detach().numpy().astype(np.float64, copy=False)
-            volumes = _VOLUMES.get(cells, self.pbc.numpy(), lambda: np.abs(np.linalg.det(cells)))
+            volumes = cell_volumes(cell.detach().numpy().astype(np.float64, copy=False), self.pbc.numpy())
             return torch.from_numpy(volumes.copy()).to(cell.dtype)
         return torch.linalg.det(cell).abs()
 
@@ -213,8 +212,20 @@ class Batch:
         if not np.isfinite(cell).all():
             b = int(np.flatnonzero(~np.isfinite(cell).reshape(cell.shape[0], -1).all(axis=1))[0])
             raise StructureError(f"structure {b}: the cell is not finite {cell[b].tolist()}")
-        _CHECKED_CELLS.get(cell, pbc, lambda: _check_periodic_vectors(cell, pbc) or True)
+        check_periodic_cells(cell, pbc)
         return self
+
+
+def cell_volumes(cells: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """``|det(cell)|`` (B,) of float64 ``cells (B, 3, 3)``, once per cell for the last few (an MD run
+    asks every step). Shared: do not write into it."""
+    return _VOLUMES.get(cells, pbc, lambda: np.abs(np.linalg.det(cells)))
+
+
+def check_periodic_cells(cell: np.ndarray, pbc: np.ndarray) -> None:
+    """:class:`StructureError` for a cell (``(B, 3, 3)`` float64, finite) whose periodic vectors are
+    zero or linearly dependent (``pbc (B, 3)``); a cell that passed is remembered (``_CHECKED_CELLS``)."""
+    _CHECKED_CELLS.get(cell, pbc, lambda: _check_periodic_vectors(cell, pbc) or True)
 
 
 def _pbc_text(row) -> str:

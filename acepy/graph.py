@@ -14,6 +14,7 @@ from the positions and cell by :func:`edge_vectors`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass, field
@@ -266,6 +267,19 @@ class _CacheEntry:
     generation: int  # the cache's generation when searched (``invalidate`` moves it on)
 
 
+@dataclass(frozen=True)
+class _SingleEntry:
+    """One thread's cached search for :meth:`GraphCache.single` (NumPy arrays; replaced whole)."""
+    search: "SingleEdges"  # at the largest cutoff + skin
+    search_positions: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    numbers: np.ndarray
+    positions: np.ndarray  # positions the edges were filtered for
+    edges: "SingleEdges"  # at the largest cutoff
+    generation: int
+
+
 class GraphCache:
     """One neighbour search per geometry for a stack of components with different cutoffs.
 
@@ -332,6 +346,7 @@ class GraphCache:
         """Forget the cached searches and views (of every thread): the next call searches."""
         self._generation += 1
         self._local.entry = None
+        self._local.single = None
 
     def _count(self, searches: int, views: int) -> None:
         with self._counter_lock:
@@ -373,6 +388,36 @@ class GraphCache:
         self._local.entry = _CacheEntry(search, key, tuple(t.clone() for t in topology), key, views, batch.device,
                                         generation)
         return dict(views)
+
+    def single(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, numbers: np.ndarray):
+        """The lean single-structure pass's edges (:class:`acepy.graph_single.SingleEdges`) at the
+        largest cutoff for one structure's float64 ``positions (N, 3)``, ``cell (1, 3, 3)``, ``pbc
+        (1, 3)`` and ``numbers (N,)``, with the reuse rules of :meth:`graphs` (exact equality, or
+        the skin) and its counters; kept per thread beside (not shared with) :meth:`graphs`' entry."""
+        from .graph_single import search_single, within
+
+        cutoff = self.cutoffs[-1]
+        entry: _SingleEntry | None = getattr(self._local, "single", None)
+        if (entry is not None and entry.generation == self._generation and np.array_equal(cell, entry.cell)
+                and np.array_equal(pbc, entry.pbc) and np.array_equal(numbers, entry.numbers)):
+            if np.array_equal(positions, entry.positions):
+                return entry.edges
+            moved = positions - entry.search_positions
+            if self.skin > 0 and (not moved.size or np.sqrt((moved * moved).sum(axis=1)).max() <= 0.5 * self.skin):
+                edges = within(entry.search, positions, cell, cutoff)
+                self._count(0, 1)
+                self._local.single = dataclasses.replace(entry, positions=positions.copy(), edges=edges)
+                return edges
+        generation = self._generation
+        search = search_single(positions, cell, pbc, cutoff + self.skin, self.max_pairs)
+        self._count(1, 0)
+        edges = search
+        if self.skin > 0:  # the view at the cutoff (the search is at cutoff + skin)
+            edges = within(search, positions, cell, cutoff)
+            self._count(0, 1)
+        key = positions.copy()
+        self._local.single = _SingleEntry(search, key, cell.copy(), pbc.copy(), numbers.copy(), key, edges, generation)
+        return edges
 
     def _within_skin(self, positions: torch.Tensor, search_positions: torch.Tensor) -> bool:
         # Same system_idx, so same shape; a structure without atoms has nothing to move.

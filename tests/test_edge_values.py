@@ -55,10 +55,11 @@ def test_evaluation_equals_the_one_without_reuse(monkeypatch):
     calls = []
     monkeypatch.setattr(graph_module, "_edge_vectors_numba",
                         lambda *a, _f=graph_module._edge_vectors_numba: calls.append(1) or _f(*a))
-    reused = model.evaluate(atoms)
+    # timed calls take the general path (the lean pass of one structure: test_single_structure.py)
+    reused = model.evaluate(atoms, timings={})
     assert len(calls) == 1  # the search's filter only: the evaluation took its vectors
     monkeypatch.setattr(graph_module, "VALUES_MAX_EDGES", 0)
-    fresh = acepy.load("Cu-EMT-fit").evaluate(atoms)
+    fresh = acepy.load("Cu-EMT-fit").evaluate(atoms, timings={})
     assert len(calls) == 3  # without values: the filter, then the evaluation's own pass
     for key in ("energies", "forces", "stress"):
         assert torch.equal(reused[key], fresh[key]), key
@@ -71,11 +72,11 @@ def test_moved_structure_does_not_reuse_stale_vectors(skin):
     rng = np.random.default_rng()
     atoms = _cell(rng)
     model = acepy.load("Cu-EMT-fit", skin=skin)
-    model.evaluate(atoms)
+    model.evaluate(atoms, timings={})  # (timed: the general path, whose graphs are read below)
     for _ in range(3):
         atoms.positions += rng.normal(0.0, 0.02, atoms.positions.shape)  # well inside skin / 2
-        got = model.evaluate(atoms)
-        ref = acepy.load("Cu-EMT-fit").evaluate(atoms)
+        got = model.evaluate(atoms, timings={})
+        ref = acepy.load("Cu-EMT-fit").evaluate(atoms, timings={})
         for key in ("energies", "forces", "stress"):
             torch.testing.assert_close(got[key], ref[key], rtol=0, atol=1e-12)
     assert model.graph_cache.n_searches == (1 if skin else 4)

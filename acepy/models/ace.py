@@ -400,16 +400,23 @@ class ACE(Component):
         graph: the kernel drops the edges beyond their pair's cutoff and flags distances outside the
         tables and results that are not finite; only then are the named errors built (by the
         staged path's checks, which name the atoms)."""
-        table, rnl_col, core_col, zbl = self._fused
-        energies, grads, flags = ace_energies_and_edge_grads(
-            inputs.vectors.detach(), inputs.distances.detach(), inputs.offsets, inputs.neighbors, inputs.species,
-            self._pair_cutoffs_host, table, rnl_col, self.nradbase, core_col, zbl, self.plan,
-            self.nradmax > 0 and self.plan.n_terms > 0, self.nelements, self.nradmax, self._rank1_host,
-            self._embedding_tables)
+        energies, grads, flags = self.fused_terms(inputs.vectors.detach(), inputs.distances.detach(), inputs.offsets,
+                                                  inputs.neighbors, inputs.species)
         if flags.any():
             self._prepare(inputs)  # raises TooCloseError naming the pair
             check_finite(self, inputs, energies, grads)
         return energies, grads
+
+    def fused_terms(self, vectors: torch.Tensor, distances: torch.Tensor, offsets: torch.Tensor,
+                    neighbors: torch.Tensor, species: torch.Tensor):
+        """``(E_i, dE/dr_e, flags)`` of the fused Numba kernel on a graph's CPU tensors (CSR by
+        centre), nothing raised: a set flag means the caller must name the error (see
+        ``kernels/numba_cpu/ace_fused.py``). Only for a model whose ``_fused`` layout exists."""
+        table, rnl_col, core_col, zbl = self._fused
+        return ace_energies_and_edge_grads(
+            vectors, distances, offsets, neighbors, species, self._pair_cutoffs_host, table, rnl_col, self.nradbase,
+            core_col, zbl, self.plan, self.nradmax > 0 and self.plan.n_terms > 0, self.nelements, self.nradmax,
+            self._rank1_host, self._embedding_tables)
 
     def _fast_chunk(self, species, edges: _Edges, backend):
         n_atoms = species.shape[0]

@@ -158,6 +158,15 @@ class Stack:
                                      f"with acepy.batch_from_atoms(..., {name}=True))")
         return batch, host
 
+    def _single_pass(self):
+        """The lean pass of one structure (:mod:`acepy.models.single_structure`), built on first
+        use; None for a model it does not apply to."""
+        if "_single" not in self.__dict__:
+            from .single_structure import SingleStructurePass
+
+            self._single = SingleStructurePass.for_stack(self)
+        return self._single
+
     def _needs(self, name: str) -> bool:
         return any(name in getattr(c, "per_atom_data", ()) for c in self.components)
 
@@ -295,6 +304,11 @@ class Stack:
             return self._evaluate(structures, compute_forces, compute_stress, timings)
 
     def _evaluate(self, structures, compute_forces, compute_stress, timings) -> dict:
+        if timings is None and _is_single(structures):  # one ase.Atoms: the lean pass where it applies
+            single = self._single_pass()
+            out = None if single is None else single.evaluate(structures, compute_forces, compute_stress)
+            if out is not None:
+                return out
         clock = _Clock(timings, self.device)
         batch, host = self._host_inputs(structures)
         compute_stress, host_volumes = _stress_decision(host, compute_forces, compute_stress)
