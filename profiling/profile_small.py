@@ -5,7 +5,8 @@ Parts (``--parts``, default all):
 
 - ``calls``: one ASE call (forces + stress) on rattled 8, 32 and 64-atom cells, each call on a new
   geometry: median and 99th percentile over ``--calls`` calls, acepy's ``ACECalculator`` and
-  ``PyACECalculator`` (product; recursive = LAMMPS's default evaluator);
+  ``PyACECalculator`` (product; recursive = LAMMPS's default evaluator); ``acepy general path``
+  is acepy with its lean single-structure pass switched off (the before/after in one run);
 - ``relax``: BFGS + FrechetCellFilter of a strained, rattled 32-atom cell (fmax 0.01) and
   ``md``: 1000 velocity-Verlet steps of a 32-atom cell (``--md-steps``), wall time for each
   calculator;
@@ -13,7 +14,8 @@ Parts (``--parts``, default all):
   default ``chunk_pairs``) and in one piece, against a python-ace loop (recursive), time per
   structure and the peak resident memory (each run in a fresh subprocess: ``ru_maxrss``);
 - ``breakdown``: where the time of one 32-atom ASE call goes (cProfile, grouped: ASE glue, batch
-  building, neighbour search and graph, ACE kernels, ACE glue, scatter).
+  building, neighbour search and graph, ACE kernels, ACE glue, scatter), with the lean pass and on
+  the general path.
 
 Prints tables, writes one CSV and a PNG under ``profiling/results/`` named with the commit.
 Machines are noisy: read the ratios (same run, interleaved rounds) and medians.
@@ -75,7 +77,8 @@ def cell(model_elements, atoms: int, rng, strain: float = 0.0):
 def calculators(potential: str, threads: int) -> dict:
     from acepy.calculators import ACECalculator
 
-    out = {"acepy": ACECalculator(potential, num_threads=threads)}
+    out = {"acepy": ACECalculator(potential, num_threads=threads),
+           "acepy general path": general_path(ACECalculator(potential, num_threads=threads))}
     try:
         from pyace import PyACECalculator
     except ImportError:
@@ -84,6 +87,14 @@ def calculators(potential: str, threads: int) -> dict:
     out["pace product"] = PyACECalculator(path)
     out["pace recursive"] = PyACECalculator(path, recursive_evaluator=True, recursive=True)
     return out
+
+
+def general_path(calc):
+    """``calc`` with its model's lean single-structure pass switched off (acepy/models/single_structure.py):
+    every call takes Stack.evaluate's general path, as before that pass existed (the before/after of
+    issue 18 in one run). A profiling switch: it sets the model's private cached pass to None."""
+    calc.model._single = None
+    return calc
 
 
 # ---- parts ------------------------------------------------------------------------------------
@@ -204,25 +215,35 @@ def part_batch(potential: str, sizes, threads: int, have_pyace: bool) -> list[di
 
 
 _GROUPS = [  # (group, substrings of "file:function" that belong to it), first match wins
-    ("neighbour search + graph", ["kernels/numba_cpu/neighbors", "vesin", "acepy/graph.py"]),
+    ("neighbour search + graph", ["kernels/numba_cpu/neighbors", "vesin", "acepy/graph.py", "acepy/graph_single.py",
+                                  "acepy/graph_checks.py"]),
     ("ACE kernels", ["kernels/numba_cpu", "kernels/triton_gpu"]),
     ("batch building", ["acepy/batch.py"]),
     ("scatter", ["kernels/scatter.py"]),
     ("ACE glue", ["acepy/models/ace.py", "acepy/models/radial", "acepy/models/embedding.py", "kernels/"]),
-    ("stack glue", ["acepy/models/stack.py", "acepy/models/component.py"]),
+    ("stack glue", ["acepy/models/stack.py", "acepy/models/component.py", "acepy/models/single_structure.py"]),
     ("ASE glue", ["ase/", "acepy/calculators"]),
 ]
 
 
 def part_breakdown(potential: str, elements, threads: int, rng) -> list[dict]:
-    """Self time of one 32-atom ASE call by group (cProfile over 200 calls, per call)."""
+    """Self time of one 32-atom ASE call by group (cProfile over 200 calls, per call), with the lean
+    single-structure pass and on the general path."""
+    from acepy.calculators import ACECalculator
+
+    rows = []
+    for name in ("acepy", "acepy general path"):
+        calc = ACECalculator(potential, num_threads=threads)
+        rows += _breakdown(calc if name == "acepy" else general_path(calc), name, elements, rng)
+    return rows
+
+
+def _breakdown(calc, name: str, elements, rng) -> list[dict]:
     import cProfile
     import pstats
 
-    from acepy.calculators import ACECalculator
-
     atoms = cell(elements, 32, rng)
-    atoms.calc = ACECalculator(potential, num_threads=threads)
+    atoms.calc = calc
     for _ in range(10):
         atoms.positions += 1e-4
         atoms.get_forces()
@@ -239,7 +260,7 @@ def part_breakdown(potential: str, elements, threads: int, rng) -> list[dict]:
         key = f"{file}:{func}"
         group = next((g for g, subs in _GROUPS if any(s in key for s in subs)), "torch / numpy / other")
         totals[group] = totals.get(group, 0.0) + tottime
-    return [{"part": "breakdown", "atoms": 32, "structures": 1, "calculator": group,
+    return [{"part": "breakdown", "atoms": 32, "structures": 1, "calculator": f"{name}: {group}",
              "median_ms": 1e3 * t / calls} for group, t in sorted(totals.items(), key=lambda kv: -kv[1])]
 
 
@@ -261,7 +282,7 @@ def print_rows(rows) -> None:
             continue
         print(f"\n[{part}]")
         for r in mine:
-            bits = [f"{r['calculator']:<26}", f"atoms {r['atoms']:>6}"]
+            bits = [f"{r['calculator']:<{46 if part == 'breakdown' else 26}}", f"atoms {r['atoms']:>6}"]
             if part == "calls":
                 bits += [f"median {r['median_ms']:8.2f} ms", f"p99 {r['p99_ms']:8.2f} ms"]
             elif part == "breakdown":
