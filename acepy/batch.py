@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from acepy.errors import DeviceUnavailableError, StructureError, UnsupportedInputError
+from acepy.kernels.numba_cpu.cells import cell_facts
 
 __all__ = ["Batch", "batch_from_atoms", "check_device", "check_dtype", "FLOAT_DTYPES"]
 
@@ -224,7 +225,12 @@ def cell_volumes(cells: np.ndarray, pbc: np.ndarray) -> np.ndarray:
 
 def check_periodic_cells(cell: np.ndarray, pbc: np.ndarray) -> None:
     """:class:`StructureError` for a cell (``(B, 3, 3)`` float64, finite) whose periodic vectors are
-    zero or linearly dependent (``pbc (B, 3)``); a cell that passed is remembered (``_CHECKED_CELLS``)."""
+    zero or linearly dependent (``pbc (B, 3)``); a cell that passed is remembered (``_CHECKED_CELLS``).
+    One cell that is clearly fine is cleared in one compiled call (a moving cell is new every call)."""
+    if cell.shape[0] == 1:
+        zero, normalized_volume, _, _ = cell_facts(cell[0], pbc[0], np.empty((3, 3)))
+        if not zero and (normalized_volume >= 2.0 * _SINGULAR_TOL or not pbc[0].any()):
+            return
     _CHECKED_CELLS.get(cell, pbc, lambda: _check_periodic_vectors(cell, pbc) or True)
 
 

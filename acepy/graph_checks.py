@@ -13,6 +13,7 @@ import numpy as np
 
 from acepy.batch import CellMemo
 from acepy.errors import TooManyPairsError
+from acepy.kernels.numba_cpu.cells import cell_facts
 
 # The default limit of the pair-count estimate made before each neighbour search (max_pairs): an
 # evaluation holds 350-550 bytes per pair (graph, edge vectors, gradients; measured with the ACE
@@ -57,6 +58,14 @@ def search_boxes(pos64: np.ndarray, cell64: np.ndarray, pbc: np.ndarray, starts:
 def _cell_layout(cell64: np.ndarray, pbc: np.ndarray):
     """``(simple (B,), |det| of the simple cells, boxes (B, 3, 3), their inverses, {b: U})``: shared
     by the calls on these cells, never written by the search."""
+    if cell64.shape[0] == 1 and pbc.all():  # one periodic cell (a moving cell: new each call) in one call
+        inverse = np.empty((1, 3, 3))
+        _, _, reduced, det = cell_facts(cell64[0], pbc[0], inverse[0])
+        if reduced and det != 0.0:
+            simple, volumes = np.ones(1, dtype=bool), np.array([abs(det)])
+            for a in (simple, volumes):
+                a.flags.writeable = False
+            return simple, volumes, cell64.copy(), inverse, {}
     boxes = cell64.copy()
     unimodular: dict[int, np.ndarray] = {}
     simple = pbc.all(axis=1) & _is_reduced(cell64)
