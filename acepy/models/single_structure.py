@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from acepy.batch import cell_volumes, check_periodic_cells
+from acepy.kernels.numba_cpu.scatter import scatter_forces_virials
 
 from .ace import ACE
 from .onebody import OneBody
@@ -97,11 +98,9 @@ class SingleStructurePass:
                 return None
             energies = energies + e_i.numpy()
             grads = g if grads is None else grads + g
-        from acepy.kernels.numba_cpu.scatter import scatter_forces_virials
-
-        forces, virials = scatter_forces_virials(grads, edges.vectors, torch.from_numpy(edges.centers), neighbors,
-                                                 torch.zeros(edges.n_edges, dtype=torch.int64), n, 1)
         system_idx = torch.zeros(n, dtype=torch.int64)
+        forces, virials = scatter_forces_virials(grads, edges.vectors, torch.from_numpy(edges.centers), neighbors,
+                                                 torch.from_numpy(np.zeros(edges.n_edges, dtype=np.int64)), n, 1)
         energies_t = torch.from_numpy(energies)
         out = {"energy": torch.zeros(1, dtype=torch.float64).index_add(0, system_idx, energies_t),
                "energies": energies_t, "system_idx": system_idx}
@@ -109,5 +108,6 @@ class SingleStructurePass:
             out["forces"] = forces
         if compute_stress:
             out["virials"] = virials
-            out["stress"] = -virials / torch.from_numpy(volumes.copy()).reshape(-1, 1, 1)
+            # NumPy's IEEE negation and division: the general path's torch expression to the bit
+            out["stress"] = torch.from_numpy(-virials.numpy() / volumes[0])
         return out
