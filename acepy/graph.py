@@ -379,6 +379,9 @@ class GraphCache:
                 return dict(views)
 
         generation = self._generation
+        adopted = self._adopt_single(ref, positions, topology, batch.device, generation)
+        if adopted is not None:  # this thread's lean pass searched this very geometry (e.g. a gamma after forces)
+            return adopted
         on_device = batch if host is not None else None  # large CUDA cells: searched there (graph_cuda)
         search = neighbor_graph(ref, self.cutoffs[-1] + self.skin, max_pairs=self.max_pairs,
                                 validated=validated, device=ref.device, on_device=on_device)
@@ -389,11 +392,25 @@ class GraphCache:
                                         generation)
         return dict(views)
 
+    def _adopt_single(self, ref: Batch, positions, topology, device, generation) -> dict | None:
+        """This thread's :meth:`single` search when ``ref`` is that structure, kept as its :meth:`graphs`
+        entry too: one search serves a lean call and a general one (an ASE call and its gamma)."""
+        from .graph_single import adopt
+
+        entry: _SingleEntry | None = getattr(self._local, "single", None)
+        ok = entry is not None and entry.generation == generation and device.type == "cpu" and len(self.cutoffs) == 1
+        made = adopt(entry, ref, positions, topology, self.skin) if ok else None
+        if made is None:
+            return None
+        search, search_positions, views = made
+        self._local.entry = _CacheEntry(search, search_positions, tuple(t.clone() for t in topology),
+                                        positions.clone(), views, device, generation)
+        return dict(views)
+
     def single(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, numbers: np.ndarray):
-        """The lean single-structure pass's edges (:class:`acepy.graph_single.SingleEdges`) at the
-        largest cutoff for one structure's float64 ``positions (N, 3)``, ``cell (1, 3, 3)``, ``pbc
-        (1, 3)`` and ``numbers (N,)``, with the reuse rules of :meth:`graphs` (exact equality, or
-        the skin) and its counters; kept per thread beside (not shared with) :meth:`graphs`' entry."""
+        """The lean pass's edges (:class:`acepy.graph_single.SingleEdges`) at the largest cutoff of one
+        structure (float64 ``positions (N, 3)``, ``cell (1, 3, 3)``, ``pbc (1, 3)``, ``numbers (N,)``)
+        with :meth:`graphs`' reuse rules and counters; kept per thread beside :meth:`graphs`' entry."""
         from .graph_single import search_single, within
 
         cutoff = self.cutoffs[-1]
@@ -411,12 +428,10 @@ class GraphCache:
         generation = self._generation
         search = search_single(positions, cell, pbc, cutoff + self.skin, self.max_pairs)
         self._count(1, 0)
-        edges = search
-        if self.skin > 0:  # the view at the cutoff (the search is at cutoff + skin)
-            edges = within(search, positions, cell, cutoff)
-            self._count(0, 1)
-        key = positions.copy()
-        self._local.single = _SingleEntry(search, key, cell.copy(), pbc.copy(), numbers.copy(), key, edges, generation)
+        edges = within(search, positions, cell, cutoff) if self.skin > 0 else search  # the view at the cutoff
+        self._count(0, int(self.skin > 0))
+        self._local.single = _SingleEntry(search, (key := positions.copy()), cell.copy(), pbc.copy(), numbers.copy(),
+                                          key, edges, generation)
         return edges
 
     def _within_skin(self, positions: torch.Tensor, search_positions: torch.Tensor) -> bool:

@@ -17,7 +17,7 @@ import torch
 
 from acepy.kernels.numba_cpu.neighbors import batch_pairs, edge_vectors
 
-from .graph import _EPS, _map_back_shifts, _rounding_pad
+from .graph import _EPS, EdgeValues, Graph, _map_back_shifts, _rounding_pad
 from .graph_checks import search_boxes
 
 
@@ -75,3 +75,30 @@ def within(edges: SingleEdges, positions: np.ndarray, cell: np.ndarray, cutoff: 
     return SingleEdges(centers, edges.neighbors[idx], edges.shifts[idx],
                        np.searchsorted(centers, np.arange(n + 1, dtype=np.int64)), vectors.index_select(0, index),
                        distances.index_select(0, index), float(cutoff))
+
+
+def as_graph(edges: SingleEdges, positions: torch.Tensor, cell: torch.Tensor) -> Graph:
+    """The :class:`~acepy.graph.Graph` of one structure's ``edges`` (the same arrays, shared), with
+    its edge values for ``positions (N, 3)`` and ``cell (1, 3, 3)`` (float64 CPU tensors, copied):
+    what :func:`~acepy.graph.neighbor_graph` would have made of the same search."""
+    n = edges.offsets.shape[0] - 1
+    return Graph(centers=torch.from_numpy(edges.centers), neighbors=torch.from_numpy(edges.neighbors),
+                 shifts=torch.from_numpy(edges.shifts), edge_system=torch.zeros(edges.n_edges, dtype=torch.int64),
+                 offsets=torch.from_numpy(edges.offsets), cutoff=edges.cutoff, n_atoms=n, n_systems=1,
+                 values=EdgeValues(positions.clone(), cell.clone(), edges.vectors, edges.distances))
+
+
+def adopt(entry, ref, positions: torch.Tensor, topology: tuple, skin: float):
+    """``(search Graph, its positions, {cutoff: Graph})`` from a :meth:`GraphCache.single` entry when
+    the batch ``ref`` (its ``positions`` and ``topology`` = cell, pbc, numbers, system_idx) is that
+    one structure on the CPU in float64 with exactly equal values; else None."""
+    if ref.n_systems != 1 or ref.device.type != "cpu" or positions.dtype != torch.float64:
+        return None
+    cell, pbc, numbers = (t.detach().numpy() for t in topology[:3])
+    if not (np.array_equal(positions.numpy(), entry.positions) and np.array_equal(cell, entry.cell)
+            and np.array_equal(pbc, entry.pbc) and np.array_equal(numbers, entry.numbers)):
+        return None
+    cell_t = topology[0].detach()
+    search = as_graph(entry.search, positions, cell_t)
+    view = search if skin == 0 else as_graph(entry.edges, positions, cell_t)
+    return search, torch.from_numpy(entry.search_positions.copy()), {entry.edges.cutoff: view}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from acepy.batch import cell_volumes, check_periodic_cells
-from acepy.kernels.numba_cpu.scatter import scatter_forces_virials
+from acepy.kernels.numba_cpu import scatter as numba_scatter
 
 from .ace import ACE
 from .onebody import OneBody
@@ -99,8 +99,9 @@ class SingleStructurePass:
             energies = energies + e_i.numpy()
             grads = g if grads is None else grads + g
         system_idx = torch.zeros(n, dtype=torch.int64)
-        forces, virials = scatter_forces_virials(grads, edges.vectors, torch.from_numpy(edges.centers), neighbors,
-                                                 torch.from_numpy(np.zeros(edges.n_edges, dtype=np.int64)), n, 1)
+        forces, virials = numba_scatter.scatter_forces_virials(grads, edges.vectors, torch.from_numpy(edges.centers), neighbors,
+                                                              torch.from_numpy(np.zeros(edges.n_edges, dtype=np.int64)),
+                                                              n, 1)
         energies_t = torch.from_numpy(energies)
         out = {"energy": torch.zeros(1, dtype=torch.float64).index_add(0, system_idx, energies_t),
                "energies": energies_t, "system_idx": system_idx}
