@@ -23,6 +23,47 @@ from acepy.kernels import available_backends  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 
+
+def _reuse_parsed_potential_files():
+    """Parse each potential file's YAML once per session, not once per ``acepy.load``.
+
+    Parsing is most of a load (0.4-2 s for a bundled potential, PyYAML's constructor and resolver run
+    in Python) and the suite loads the same few files hundreds of times. The parse is a pure function
+    of the file's bytes, so the memo is keyed by their SHA-256: the first load of every distinct
+    content still runs the real parser (corrupted, edited and freshly written files included: their
+    bytes differ), a failing parse is never stored, and each hit returns a fresh copy (pickle), so a
+    caller that changes the document changes no other. Subprocesses (fuzz workers, the CLI) parse as
+    usual. ``ACEPY_TEST_PARSE_ONCE=0`` switches it off."""
+    import hashlib
+    import pickle
+
+    import acepy.io.yaml_doc as yaml_doc
+
+    parse = yaml_doc.load_yaml_document
+    parsed: dict[bytes, bytes] = {}
+
+    def load_yaml_document(path):
+        try:
+            key = hashlib.sha256(Path(path).read_bytes()).digest()
+        except OSError:  # the real parser raises what it raises for a missing or unreadable file
+            return parse(path)
+        if key in parsed:
+            return pickle.loads(parsed[key])
+        doc = parse(path)
+        try:
+            parsed[key] = pickle.dumps(doc, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - a document pickle cannot copy is simply parsed each time
+            pass
+        return doc
+
+    load_yaml_document.__doc__ = parse.__doc__
+    load_yaml_document.__wrapped__ = parse
+    yaml_doc.load_yaml_document = load_yaml_document
+
+
+if os.environ.get("ACEPY_TEST_PARSE_ONCE", "1") != "0":
+    _reuse_parsed_potential_files()
+
 # Per-dtype tolerances, relative to the largest magnitude of the reference.
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
 

@@ -129,7 +129,9 @@ def test_fast_path_in_chunks_equals_exact_path(monkeypatch, backend, edge_chunk)
     import acepy.models.ace as ace_module
 
     rng = np.random.default_rng()
-    atoms = alni(rng, repeat=(2, 2, 1))
+    # 8 atoms of about 160 ACE edges each (cutoff 8.75 A): chunks of 1 and 37 edges hold one atom each
+    # (8 chunks), chunks of 500 two atoms each (4 chunks); more atoms only add more such chunks
+    atoms = alni(rng, repeat=(2, 1, 1))
     exact = acepy.load(POT, backend="torch").evaluate(atoms)
     monkeypatch.setattr(ace_module, "EDGE_CHUNK", edge_chunk)
     model = acepy.load(POT, backend=backend)
