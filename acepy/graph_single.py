@@ -34,6 +34,7 @@ class SingleEdges:
     vectors: torch.Tensor  # (E, 3) float64
     distances: torch.Tensor  # (E,) float64
     cutoff: float
+    edge_system: np.ndarray | None = None  # (E,) int64 zeros: every edge is in structure 0
 
     @property
     def n_edges(self) -> int:
@@ -61,20 +62,20 @@ def within(edges: SingleEdges, positions: np.ndarray, cell: np.ndarray, cutoff: 
     ``torch.linalg.vector_norm`` (as :class:`~acepy.models.component.BatchGraph`), same order."""
     n = positions.shape[0]
     vectors = np.empty((edges.n_edges, 3))
-    system = np.zeros(edges.n_edges, dtype=np.int64)
+    system = edges.edge_system if edges.edge_system is not None else np.zeros(edges.n_edges, dtype=np.int64)
     edge_vectors(positions, cell, system, edges.centers, edges.neighbors, edges.shifts, vectors)
     vectors = torch.from_numpy(vectors)
     distances = torch.linalg.vector_norm(vectors, dim=1)
     keep = (distances < cutoff).numpy()
     if keep.all():
         return SingleEdges(edges.centers, edges.neighbors, edges.shifts, edges.offsets, vectors, distances,
-                           float(cutoff))
+                           float(cutoff), system)
     idx = np.flatnonzero(keep)
     centers = edges.centers[idx]
     index = torch.from_numpy(idx)
     return SingleEdges(centers, edges.neighbors[idx], edges.shifts[idx],
                        np.searchsorted(centers, np.arange(n + 1, dtype=np.int64)), vectors.index_select(0, index),
-                       distances.index_select(0, index), float(cutoff))
+                       distances.index_select(0, index), float(cutoff), system[:idx.size])
 
 
 def as_graph(edges: SingleEdges, positions: torch.Tensor, cell: torch.Tensor) -> Graph:
@@ -83,7 +84,7 @@ def as_graph(edges: SingleEdges, positions: torch.Tensor, cell: torch.Tensor) ->
     what :func:`~acepy.graph.neighbor_graph` would have made of the same search."""
     n = edges.offsets.shape[0] - 1
     return Graph(centers=torch.from_numpy(edges.centers), neighbors=torch.from_numpy(edges.neighbors),
-                 shifts=torch.from_numpy(edges.shifts), edge_system=torch.zeros(edges.n_edges, dtype=torch.int64),
+                 shifts=torch.from_numpy(edges.shifts), edge_system=torch.from_numpy(edges.edge_system),
                  offsets=torch.from_numpy(edges.offsets), cutoff=edges.cutoff, n_atoms=n, n_systems=1,
                  values=EdgeValues(positions.clone(), cell.clone(), edges.vectors, edges.distances))
 

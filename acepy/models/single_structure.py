@@ -59,6 +59,8 @@ class SingleStructurePass:
     def evaluate(self, atoms, compute_forces: bool, compute_stress: bool | None) -> dict | None:
         """:meth:`Stack.evaluate`'s result for one ``ase.Atoms`` with forces and/or stress, or None
         where the general path must run (it then raises the named error, if there is one)."""
+        if not (compute_forces or compute_stress):  # energies alone: the general path's forward pass
+            return None
         positions = np.ascontiguousarray(atoms.positions, dtype=np.float64)
         numbers = np.ascontiguousarray(atoms.numbers, dtype=np.int64)
         n = positions.shape[0]
@@ -77,8 +79,6 @@ class SingleStructurePass:
         if compute_stress is None:
             compute_stress = bool(compute_forces and has_volume)
         elif compute_stress and not has_volume:
-            return None
-        if not (compute_forces or compute_stress):
             return None
 
         edges = self.stack.graph_cache.single(positions, cell, pbc, numbers)
@@ -99,9 +99,8 @@ class SingleStructurePass:
             energies = energies + e_i.numpy()
             grads = g if grads is None else grads + g
         system_idx = torch.zeros(n, dtype=torch.int64)
-        forces, virials = numba_scatter.scatter_forces_virials(grads, edges.vectors, torch.from_numpy(edges.centers), neighbors,
-                                                              torch.from_numpy(np.zeros(edges.n_edges, dtype=np.int64)),
-                                                              n, 1)
+        forces, virials = numba_scatter.scatter_forces_virials(
+            grads, edges.vectors, torch.from_numpy(edges.centers), neighbors, torch.from_numpy(edges.edge_system), n, 1)
         energies_t = torch.from_numpy(energies)
         out = {"energy": torch.zeros(1, dtype=torch.float64).index_add(0, system_idx, energies_t),
                "energies": energies_t, "system_idx": system_idx}
